@@ -1,0 +1,191 @@
+"""``create_app(profile, **config)``: the Flask application factory."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import click
+import sqlalchemy as sa
+from flask import Blueprint, Flask, current_app
+from sqlalchemy import event
+
+from clientela.core import config, health, hookimpls
+from clientela.core import events  # noqa: F401  (installs the audit and hook listeners)
+from clientela.core import tenancy  # noqa: F401  (installs the tenancy listeners)
+from clientela.core.db import Base, db
+from clientela.core.errors import PluginError
+from clientela.core.models import Entity
+from clientela.core.plugins import CORE, PluginRegistry
+from clientela.core.profile import Profile, load_profile
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+@dataclasses.dataclass
+class Clientela:
+    """What the core keeps on ``app.extensions["clientela"]``."""
+
+    profile: Profile
+    plugins: PluginRegistry
+    models: dict[str, type] = dataclasses.field(default_factory=dict)
+    commands: dict[str, click.Command] = dataclasses.field(default_factory=dict)
+    permissions: dict[str, str] = dataclasses.field(default_factory=dict)
+    roles: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    config_keys: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def hook(self):
+        return self.plugins.hook
+
+
+def current_clientela() -> Clientela:
+    return current_app.extensions["clientela"]
+
+
+def create_app(profile: str | Profile | None = None, **overrides: Any) -> Flask:
+    """Build the application: configuration, profile, database, plugins, routes.
+
+    :param profile: ``"onprem"``, ``"hosted"``, a ``Profile`` instance, or ``None`` for
+        ``CLIENTELA_PROFILE`` (default ``onprem``).
+    :param overrides: configuration keys that win over every other source, e.g.
+        ``DATABASE_URL="sqlite:///..."`` or ``HOME="/srv/clientela"``.
+    """
+    app = Flask("clientela.core")
+    config.load(app, overrides)
+    if not isinstance(profile, Profile):
+        profile = load_profile(profile or app.config["PROFILE"])
+    app.config["PROFILE"] = profile.name
+    profile.configure(app)
+    app.instance_path = app.config["HOME"]
+
+    init_database(app)
+    registry = PluginRegistry(app.config["PLUGINS_ENABLED"], app.config["PLUGINS_DISABLED"])
+    registry.load(hookimpls)
+    ext = Clientela(profile=profile, plugins=registry)
+    app.extensions["clientela"] = ext
+    collect_contributions(app, ext)
+    health.init_app(app)
+    profile.init_app(app)
+    return app
+
+
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA busy_timeout = 10000")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.close()
+
+
+def init_database(app: Flask) -> None:
+    db.init_app(app)
+    with app.app_context():
+        engine = db.engine
+        if engine.dialect.name == "sqlite" and not event.contains(
+            engine, "connect", _sqlite_pragmas
+        ):
+            event.listen(engine, "connect", _sqlite_pragmas)
+
+
+def collect_contributions(app: Flask, ext: Clientela) -> None:
+    """Ask every plugin (core first) for its models, settings, permissions, routes, commands."""
+    registry = ext.plugins
+
+    def register_model(plugin: str):
+        def register(model: type) -> None:
+            if not (isinstance(model, type) and issubclass(model, Base)):
+                raise PluginError(plugin, f"registered {model!r}, which is not a model class")
+            if issubclass(model, Entity):
+                problems = tenant_key_problems(model.__table__)
+                if problems:
+                    raise PluginError(plugin, f"model {model.__name__}: " + "; ".join(problems))
+            ext.models[model.__tablename__] = model
+        return register
+
+    def register_config(plugin: str):
+        def register(key: str, default: Any, description: str = "") -> None:
+            if key != key.upper():
+                raise PluginError(plugin, f"configuration key {key!r} must be upper case")
+            app.config.setdefault(key, default)
+            ext.config_keys[key] = description
+        return register
+
+    def register_permission(plugin: str):
+        def register(name: str, description: str = "") -> None:
+            if ":" not in name:
+                raise PluginError(plugin, f"permission {name!r} must look like 'resource:action'")
+            ext.permissions[name] = description
+        return register
+
+    def register_role(plugin: str):
+        def register(role: str, permissions) -> None:
+            granted = ext.roles.setdefault(role, {})
+            for perm in permissions:
+                perm, scope = (perm, "all") if isinstance(perm, str) else perm
+                if perm not in ext.permissions:
+                    raise PluginError(plugin, f"role {role!r} grants unknown permission {perm!r}")
+                if scope not in ("own", "team", "all"):
+                    raise PluginError(plugin, f"scope of {perm!r} must be own, team or all")
+                granted[perm] = scope
+        return register
+
+    def register_command(plugin: str):
+        def register(command: click.Command) -> None:
+            owner = getattr(command, "_clientela_plugin", None)
+            if command.name in ext.commands and owner != plugin:
+                other = getattr(ext.commands[command.name], "_clientela_plugin", "?")
+                raise PluginError(
+                    plugin, f"command {command.name!r} is already registered by '{other}'"
+                )
+            command._clientela_plugin = plugin
+            ext.commands[command.name] = command
+        return register
+
+    def register_blueprint(plugin: str):
+        def register(blueprint: Blueprint, url_prefix: str | None = None) -> None:
+            prefix = API_PREFIX + (url_prefix or blueprint.url_prefix or "")
+            app.register_blueprint(blueprint, url_prefix=prefix)
+        return register
+
+    for hook_name, factory in (
+        ("clientela_models", register_model),
+        ("clientela_config_defaults", register_config),
+        ("clientela_permissions", register_permission),
+        ("clientela_roles", register_role),
+        ("clientela_api_blueprints", register_blueprint),
+        ("clientela_cli_commands", register_command),
+    ):
+        caller = getattr(registry.hook, hook_name)
+        for impl in caller.get_hookimpls():
+            try:
+                impl.function(register=factory(impl.plugin_name))
+            except PluginError:
+                raise
+            except Exception as exc:
+                raise PluginError(impl.plugin_name, f"failed in {hook_name}: {exc}") from exc
+    for command in ext.profile.cli_commands():
+        register_command(f"profile {ext.profile.name}")(command)
+
+
+def tenant_key_problems(table: sa.Table) -> list[str]:
+    """Why a tenant table is not Citus-ready: its keys must lead with ``tenant_id``."""
+    problems = []
+    if "tenant_id" not in table.c:
+        return ["has no tenant_id column"]
+    pk = [c.name for c in table.primary_key.columns]
+    if not pk or pk[0] != "tenant_id":
+        problems.append(f"primary key {pk} does not lead with tenant_id")
+    for fk in table.foreign_key_constraints:
+        cols = [c.name for c in fk.columns]
+        shared = "tenant_id" not in fk.referred_table.c  # a reference table (tenants, plans)
+        if cols[0] != "tenant_id" and not shared:
+            problems.append(f"foreign key {cols} does not lead with tenant_id")
+    return problems
+
+
+__all__ = ["API_PREFIX", "CORE", "Clientela", "create_app", "current_clientela"]

@@ -1,0 +1,210 @@
+"""The core's CLI commands, and ``tenant_command`` for commands that act inside a tenant."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+
+import click
+from flask import current_app
+
+from clientela.core import __version__, migrations, services, tenancy
+from clientela.core.db import db
+from clientela.core.errors import ClientelaError, ConfigurationError
+
+
+def clientela_ext():
+    return current_app.extensions["clientela"]
+
+
+def tenant_command(fn):
+    """Run a command inside the tenant chosen by the profile (``--tenant SLUG`` if hosted).
+
+    The command runs with an app context, the tenant's context and origin ``cli``, and
+    receives the ``Tenant`` as its first argument.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        ctx = click.get_current_context()
+        pending = migrations.pending_heads(current_app)
+        if pending:
+            raise ConfigurationError(
+                f"the database is not current ({', '.join(pending)} pending): "
+                "run 'clientela init' first (or 'clientela db upgrade')"
+            )
+        slug = ctx.find_root().params.get("tenant")
+        tenant = clientela_ext().profile.cli_tenant(slug)
+        with tenancy.tenant_context(tenant.id, origin="cli"):
+            return fn(tenant, *args, **kwargs)
+
+    return wrapper
+
+
+@click.group("db")
+def db_group():
+    """Database schema: apply migrations, show the revisions applied."""
+
+
+@db_group.command("upgrade")
+def db_upgrade():
+    """Create the database or bring it to the schema of this version (idempotent)."""
+    branches = migrations.upgrade(current_app)
+    click.echo(f"database is current ({', '.join(branches)})")
+
+
+@db_group.command("current")
+def db_current():
+    """Show the applied revisions and the branches still pending."""
+    for rev in sorted(migrations.applied_heads(current_app)):
+        click.echo(rev)
+    pending = migrations.pending_heads(current_app)
+    if pending:
+        click.echo("pending: " + ", ".join(pending))
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int, help="gunicorn workers")
+@click.option("--dev", is_flag=True, help="Flask's development server with reloading.")
+def serve(host: str, port: int, workers: int, dev: bool):
+    """Serve the web UI and the API (gunicorn; --dev for the development server)."""
+    app = current_app._get_current_object()
+    if migrations.pending_heads(app):
+        raise click.ClickException(
+            "the database is not current: run 'clientela db upgrade' (or 'clientela init')"
+        )
+    click.echo(f"Clientela on http://{host}:{port}/ (profile {app.config['PROFILE']})")
+    if dev:
+        app.run(host=host, port=port, debug=True, use_reloader=False)
+        return
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("accesslog", "-")
+
+        def load(self):
+            return app
+
+    Server().run()
+
+
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins_command(as_json: bool):
+    """List installed plugins: version, requires, enabled, hooks implemented."""
+    registry = clientela_ext().plugins
+    core_hooks = registry.hooks_of("core")
+    rows = [{"name": "core", "version": __version__, "distribution": "clientela",
+             "builtin": True, "requires": [], "enabled": True, "hooks": core_hooks}]
+    for info in sorted(registry.plugins.values(), key=lambda i: i.name):
+        rows.append({
+            "name": info.name,
+            "version": info.version,
+            "distribution": info.distribution,
+            "builtin": info.builtin,
+            "requires": list(info.requires),
+            "enabled": info.enabled,
+            "hooks": registry.hooks_of(info.name) if info.enabled else [],
+        })
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        state = "enabled" if row["enabled"] else "disabled"
+        requires = f" requires {', '.join(row['requires'])}" if row["requires"] else ""
+        click.echo(f"{row['name']} {row['version'] or ''} [{state}]{requires}")
+        for hook in row["hooks"]:
+            click.echo(f"    {hook}")
+
+
+@click.group("users")
+def users_group():
+    """Staff users of the tenant."""
+
+
+@users_group.command("create")
+@click.option("--email", required=True)
+@click.option("--role", "roles", multiple=True, required=True, help="Repeat for several roles.")
+@click.option("--password", help="Omit to generate one (printed once).")
+@click.option("--name", default="")
+@tenant_command
+def users_create(tenant, email, roles, password, name):
+    """Create a user with one or more roles."""
+    known = clientela_ext().roles
+    unknown = [r for r in roles if r not in known]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown role {', '.join(unknown)}; roles: {', '.join(sorted(known))}",
+            param_hint="--role",
+        )
+    generated = password is None
+    if generated:
+        password = services.security.generate_password()
+    user = services.create_user(email, roles=list(roles), password=password, name=name)
+    db.session.commit()
+    click.echo(f"created user {user.email} ({', '.join(roles)})")
+    if generated:
+        click.echo(f"password: {password}")
+
+
+@click.group("tokens")
+def tokens_group():
+    """API tokens."""
+
+
+@tokens_group.command("create")
+@click.option("--email", required=True, help="The user the token acts as.")
+@click.option("--name", default="cli", show_default=True)
+@tenant_command
+def tokens_create(tenant, email, name):
+    """Create an API token for a user and print only the token (it is shown once)."""
+    user = services.find_user(email)
+    if user is None:
+        raise click.ClickException(f"no user with e-mail {email}")
+    _, raw = services.create_token(user, name=name)
+    db.session.commit()
+    click.echo(raw)
+
+
+@click.command("demo")
+@tenant_command
+def demo(tenant):
+    """Load demo customers and interactions (and every plugin's demo data) once."""
+    if tenant.settings.get("demo_loaded"):
+        click.echo("demo data is already loaded")
+        return
+    registry = clientela_ext().plugins
+    registry.call_in_order("clientela_demo_data", tenant=tenant)
+    tenant.settings = {**tenant.settings, "demo_loaded": True}
+    db.session.commit()
+    click.echo("demo data loaded")
+
+
+@click.group("docs")
+def docs_group():
+    """Generate reference documentation."""
+
+
+@docs_group.command("hooks")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Default: stdout.")
+def docs_hooks(output):
+    """Write the hook reference (docs/hooks.md) from the hookspec docstrings."""
+    from clientela.core.hookdocs import render
+
+    text = render()
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+
+
+CORE_COMMANDS = [db_group, serve, plugins_command, users_group, tokens_group, demo, docs_group]
+
+__all__ = ["CORE_COMMANDS", "ClientelaError", "tenant_command"]

@@ -1,0 +1,42 @@
+"""Staff accounts (``User``) and their API tokens (``ApiToken``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from clientela.core.models.entity import Entity, tenant_fk
+
+SECRET = {"secret": True}  # column info: never written to the audit trail
+
+
+class User(Entity):
+    __tablename__ = "users"
+
+    email: Mapped[str] = mapped_column(sa.String(320))
+    name: Mapped[str] = mapped_column(sa.String(200), default="")
+    password_hash: Mapped[str | None] = mapped_column(sa.String(255), info=SECRET)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    roles: Mapped[list] = mapped_column(default=list)
+    last_login_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "email"),)
+
+
+class ApiToken(Entity):
+    """An API token. Only its SHA-256 hash is stored; the token is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    user_id: Mapped[uuid.UUID]
+    name: Mapped[str] = mapped_column(sa.String(100), default="")
+    prefix: Mapped[str] = mapped_column(sa.String(16))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True, info=SECRET)
+    expires_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+    last_used_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (tenant_fk("user_id", "users", ondelete="CASCADE"),)

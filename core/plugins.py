@@ -1,0 +1,219 @@
+"""Plugin discovery (stevedore), ordering by ``requires``, and registration with pluggy.
+
+A plugin is a module (usually a package) named by an entry point in the
+``clientela.plugins`` group. It carries ``name``, ``version`` and ``requires``
+attributes and its hook implementations. Loading fails fast: a plugin that does not
+import, whose requirement is missing or disabled, or that forms a cycle stops start-up
+with its name and the cause, unless configuration disables it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import graphlib
+import importlib.metadata
+import importlib.util
+import logging
+import os
+import types
+from collections.abc import Iterable
+
+import pluggy
+from stevedore import NamedExtensionManager
+
+from clientela.core import PROJECT_NAME, hookspecs
+from clientela.core.errors import PluginError
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "clientela.plugins"
+CORE = "core"
+
+
+@dataclasses.dataclass
+class PluginInfo:
+    """What ``clientela plugins`` shows about one plugin."""
+
+    name: str
+    module_name: str
+    distribution: str | None
+    version: str | None = None
+    requires: tuple[str, ...] = ()
+    enabled: bool = False
+    module: types.ModuleType | None = None
+    builtin: bool = False
+
+    @property
+    def migrations_path(self) -> str | None:
+        """The plugin's Alembic version folder (``<package>/migrations/versions``), if any."""
+        spec = importlib.util.find_spec(self.module_name)
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            path = os.path.join(location, "migrations", "versions")
+            if os.path.isdir(path):
+                return path
+        return None
+
+
+def _distributions() -> dict[tuple[str, str], str]:
+    """``(entry point name, value) -> distribution name`` (stevedore's cache drops it)."""
+    found = {}
+    for dist in importlib.metadata.distributions():
+        for ep in dist.entry_points:
+            if ep.group == ENTRY_POINT_GROUP:
+                found[(ep.name, ep.value)] = dist.metadata["Name"]
+    return found
+
+
+def _entry_points() -> dict[str, PluginInfo]:
+    manager = NamedExtensionManager(ENTRY_POINT_GROUP, names=[])
+    dists = _distributions()
+    found: dict[str, PluginInfo] = {}
+    for ep in manager.list_entry_points():
+        dist = dists.get((ep.name, ep.value))
+        if ep.name in found:
+            other = found[ep.name].distribution
+            raise PluginError(ep.name, f"is installed twice (by {other} and by {dist})")
+        if ep.name == CORE:
+            raise PluginError(ep.name, "is a reserved name")
+        found[ep.name] = PluginInfo(
+            name=ep.name,
+            module_name=ep.module,
+            distribution=dist,
+            builtin=ep.module.startswith("clientela.plugins."),
+        )
+    return found
+
+
+def _raise_load_failure(manager, entrypoint, exception) -> None:
+    raise PluginError(
+        entrypoint.name, f"cannot be loaded: {type(exception).__name__}: {exception}"
+    ) from exception
+
+
+def _as_set(value) -> set[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [v for v in value.replace(",", " ").split() if v]
+    return {str(v) for v in value}
+
+
+class PluginRegistry:
+    """The installed plugins, the enabled ones in order, and the pluggy manager.
+
+    :param enabled: allow list (``None``: every installed plugin).
+    :param disabled: deny list, applied after the allow list.
+    """
+
+    def __init__(self, enabled: Iterable[str] | str | None = None,
+                 disabled: Iterable[str] | str | None = ()):
+        self.allow = _as_set(enabled)
+        self.deny = _as_set(disabled) or set()
+        self.pm = pluggy.PluginManager(PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs)
+        self.plugins: dict[str, PluginInfo] = {}
+        self.order: list[str] = []
+
+    @property
+    def hook(self):
+        return self.pm.hook
+
+    def load(self, core_module: types.ModuleType) -> None:
+        self.plugins = _entry_points()
+        unknown = ((self.allow or set()) | self.deny) - set(self.plugins)
+        for name in sorted(unknown):
+            log.warning("configuration names plugin %r, which is not installed", name)
+        for info in self.plugins.values():
+            info.enabled = (self.allow is None or info.name in self.allow) and (
+                info.name not in self.deny
+            )
+        wanted = sorted(n for n, i in self.plugins.items() if i.enabled)
+        if wanted:
+            manager = NamedExtensionManager(
+                ENTRY_POINT_GROUP,
+                names=wanted,
+                on_load_failure_callback=_raise_load_failure,
+                on_missing_entrypoints_callback=None,
+            )
+            for ext in manager:
+                self._describe(self.plugins[ext.name], ext.plugin)
+        self.order = self._ordered(wanted)
+        self.pm.register(core_module, name=CORE)
+        for name in self.order:
+            info = self.plugins[name]
+            try:
+                self.pm.register(info.module, name=name)
+            except pluggy.PluginValidationError as exc:
+                raise PluginError(name, f"has an invalid hook implementation: {exc}") from exc
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            plugin = getattr(exc, "plugin", None)
+            name = self.pm.get_name(plugin) if plugin is not None else "?"
+            raise PluginError(name or "?", f"implements an unknown hook: {exc}") from exc
+
+    def _describe(self, info: PluginInfo, module) -> None:
+        if not isinstance(module, types.ModuleType):
+            raise PluginError(info.name, "the entry point must name a module, not an object")
+        declared = getattr(module, "name", info.name)
+        if declared != info.name:
+            raise PluginError(
+                info.name, f"declares name {declared!r} but its entry point is {info.name!r}"
+            )
+        requires = getattr(module, "requires", ())
+        if isinstance(requires, str) or not all(isinstance(r, str) for r in requires):
+            raise PluginError(info.name, "'requires' must be a sequence of plugin names")
+        info.module = module
+        info.version = str(getattr(module, "version", None) or "unknown")
+        info.requires = tuple(requires)
+
+    def _ordered(self, wanted: list[str]) -> list[str]:
+        graph: dict[str, set[str]] = {}
+        for name in wanted:
+            info = self.plugins[name]
+            for required in info.requires:
+                if required not in self.plugins:
+                    raise PluginError(name, f"requires '{required}', which is not installed")
+                if not self.plugins[required].enabled:
+                    raise PluginError(name, f"requires '{required}', which is disabled")
+            graph[name] = set(info.requires)
+        sorter = graphlib.TopologicalSorter(graph)
+        try:
+            sorter.prepare()
+        except graphlib.CycleError as exc:
+            cycle = exc.args[1]
+            raise PluginError(cycle[0], "requires itself through " + " -> ".join(cycle)) from exc
+        order: list[str] = []
+        while sorter.is_active():
+            ready = sorted(sorter.get_ready())  # sorted only to make the order repeatable
+            order.extend(ready)
+            sorter.done(*ready)
+        return order
+
+    def enabled(self) -> list[PluginInfo]:
+        return [self.plugins[name] for name in self.order]
+
+    def hooks_of(self, name: str) -> list[str]:
+        """The hooks a registered plugin implements."""
+        plugin = self.pm.get_plugin(name)
+        if plugin is None:
+            return []
+        return sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or [])
+
+    def call_in_order(self, hook_name: str, **kwargs) -> list:
+        """Call a hook in plugin order (core first, then each plugin after its requirements).
+
+        pluggy's own order is the reverse (last registered first); contribution and
+        demo-data hooks want dependencies first.
+        """
+        caller = getattr(self.pm.hook, hook_name)
+        results = []
+        for impl in caller.get_hookimpls():
+            args = {k: kwargs[k] for k in impl.argnames if k in kwargs}
+            try:
+                results.append((impl.plugin_name, impl.function(**args)))
+            except PluginError:
+                raise
+            except Exception as exc:
+                raise PluginError(impl.plugin_name, f"failed in {hook_name}: {exc}") from exc
+        return results

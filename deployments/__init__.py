@@ -1,0 +1,1 @@
+"""Deployment profiles: ``onprem`` (one tenant, SQLite by default) and ``hosted`` (many tenants)."""

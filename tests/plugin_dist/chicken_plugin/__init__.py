@@ -1,0 +1,3 @@
+name = "chicken"
+version = "0.1"
+requires = ("egg",)

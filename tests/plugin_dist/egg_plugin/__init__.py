@@ -1,0 +1,3 @@
+name = "egg"
+version = "0.1"
+requires = ("chicken",)

@@ -1,0 +1,3 @@
+name = "needy"
+version = "0.1"
+requires = ("nonexistent",)

@@ -1,0 +1,57 @@
+"""The application factory: configuration sources, profiles, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from clientela.core.app import create_app
+from clientela.core.errors import ConfigurationError
+
+
+def test_configuration_precedence_file_then_environment_then_arguments(tmp_path, monkeypatch):
+    (tmp_path / "clientela.toml").write_text(
+        'phone_default_region = "IT"\n[plugins]\ndisabled = ["prm"]\n[operational]\nx = 1\n'
+    )
+    app = create_app("onprem", HOME=str(tmp_path))
+    assert app.config["PHONE_DEFAULT_REGION"] == "IT"
+    assert app.config["PLUGINS_DISABLED"] == ["prm"]
+    assert app.config["OPERATIONAL_X"] == 1
+    assert app.extensions["clientela"].plugins.plugins["prm"].enabled is False
+
+    monkeypatch.setenv("CLIENTELA_PHONE_DEFAULT_REGION", "ES")
+    assert create_app("onprem", HOME=str(tmp_path)).config["PHONE_DEFAULT_REGION"] == "ES"
+    app = create_app("onprem", HOME=str(tmp_path), PHONE_DEFAULT_REGION="GB")
+    assert app.config["PHONE_DEFAULT_REGION"] == "GB"
+
+
+def test_onprem_defaults_to_sqlite_in_the_home_folder_and_keeps_a_secret_key(tmp_path):
+    app = create_app("onprem", HOME=str(tmp_path))
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path}/clientela.db"
+    key = app.config["SECRET_KEY"]
+    assert len(key) >= 32
+    assert create_app("onprem", HOME=str(tmp_path)).config["SECRET_KEY"] == key
+    assert oct((tmp_path / "secret_key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_profile_comes_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLIENTELA_PROFILE", "hosted")
+    with pytest.raises(ConfigurationError, match="needs DATABASE_URL"):
+        create_app(HOME=str(tmp_path))
+
+
+def test_hosted_profile_refuses_sqlite(tmp_path):
+    with pytest.raises(ConfigurationError) as err:
+        create_app("hosted", HOME=str(tmp_path), DATABASE_URL=f"sqlite:///{tmp_path}/x.db",
+                   SECRET_KEY="s")
+    assert str(err.value) == "the hosted profile runs on PostgreSQL only; DATABASE_URL is a sqlite URL"
+
+
+def test_unknown_profile_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigurationError, match="unknown profile 'cloud'"):
+        create_app("cloud", HOME=str(tmp_path))
+
+
+def test_broken_config_file_is_a_clear_error(tmp_path):
+    (tmp_path / "clientela.toml").write_text("this is = = not toml")
+    with pytest.raises(ConfigurationError, match="clientela.toml"):
+        create_app("onprem", HOME=str(tmp_path))

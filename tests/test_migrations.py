@@ -1,0 +1,52 @@
+"""Migrations build, on an empty SQLite and an empty PostgreSQL database, exactly the models."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from clientela.core import migrations
+from clientela.core.app import create_app
+from clientela.core.db import db
+
+
+def test_migrations_build_exactly_the_models(backend, fresh_database_url, tmp_path):
+    app = create_app("onprem", DATABASE_URL=fresh_database_url(backend), HOME=str(tmp_path))
+    with app.app_context():
+        assert migrations.pending_heads(app) == ["core"]
+        assert migrations.upgrade(app) == ["core"]
+        with db.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), db.metadata)
+        assert diff == []
+        assert migrations.pending_heads(app) == []
+        # applying again changes nothing
+        migrations.upgrade(app)
+        assert migrations.applied_heads(app) == {"0001_core"}
+        db.engine.dispose()
+
+
+def test_readyz_reports_pending_migrations_then_ready(backend, fresh_database_url, tmp_path):
+    app = create_app("onprem", DATABASE_URL=fresh_database_url(backend), HOME=str(tmp_path))
+    client = app.test_client()
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json["checks"] == {"database": "ok", "migrations": "pending: core"}
+    with app.app_context():
+        migrations.upgrade(app)
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json == {"status": "ok", "checks": {"database": "ok", "migrations": "ok"}}
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_readyz_reports_an_unreachable_database(tmp_path):
+    app = create_app("onprem", DATABASE_URL="postgresql+psycopg://nobody@127.0.0.1:1/none",
+                     HOME=str(tmp_path))
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.json["checks"] == {"database": "unreachable"}
+
+
+def test_healthz_answers(client):
+    assert client.get("/healthz").json == {"status": "ok"}
