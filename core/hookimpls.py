@@ -10,7 +10,15 @@ import random
 
 from clientela.core import hookimpl, services
 from clientela.core.db import db
-from clientela.core.models import ApiToken, AuditEvent, Customer, Interaction, Tenant, User
+from clientela.core.models import (
+    ApiToken,
+    AuditEvent,
+    Customer,
+    Interaction,
+    Role,
+    Tenant,
+    User,
+)
 
 name = "core"
 
@@ -33,7 +41,7 @@ PERMISSIONS = {
 
 @hookimpl
 def clientela_models(register):
-    for model in (Tenant, User, ApiToken, Customer, Interaction, AuditEvent):
+    for model in (Tenant, User, ApiToken, Role, Customer, Interaction, AuditEvent):
         register(model)
 
 

@@ -10,7 +10,7 @@ from clientela.core.models.customer import (
 )
 from clientela.core.models.entity import Entity, tenant_fk
 from clientela.core.models.tenant import Tenant
-from clientela.core.models.user import ApiToken, User
+from clientela.core.models.user import ApiToken, Role, User
 
 __all__ = [
     "ApiToken",
@@ -21,6 +21,7 @@ __all__ = [
     "Entity",
     "Interaction",
     "LIFECYCLE_STAGES",
+    "Role",
     "Tenant",
     "User",
     "tenant_fk",

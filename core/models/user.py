@@ -40,3 +40,20 @@ class ApiToken(Entity):
     last_used_at: Mapped[dt.datetime | None]
 
     __table_args__ = (tenant_fk("user_id", "users", ondelete="CASCADE"),)
+
+
+class Role(Entity):
+    """A tenant's own role: a name and the permissions it grants, each with a record scope.
+
+    The built-in roles (``admin``, ``sales``, ...) come from the ``clientela_roles`` hook and
+    are not stored; a tenant adds its own here.
+    """
+
+    __tablename__ = "roles"
+
+    name: Mapped[str] = mapped_column(sa.String(63))
+    description: Mapped[str] = mapped_column(sa.String(300), default="")
+    #: ``{permission: scope}`` with scope ``own``, ``team`` or ``all``
+    permissions: Mapped[dict] = mapped_column(default=dict)
+
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "name"),)
