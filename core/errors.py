@@ -46,3 +46,23 @@ class ValidationError(ClientelaError):
         self.errors = errors
         self.message = message
         super().__init__(f"{message} {errors}")
+
+
+class Unauthorized(ClientelaError):
+    """No valid credentials (API: 401)."""
+
+
+class Forbidden(ClientelaError):
+    """Authenticated, but not allowed to do this to something the caller may see (API: 403).
+
+    Also used for a suspended tenant and an exceeded record quota, with a message that
+    says which.
+    """
+
+
+class RateLimited(ClientelaError):
+    """Too many requests (API: 429 with ``Retry-After``)."""
+
+    def __init__(self, message: str = "Too many requests.", retry_after: int = 60):
+        self.retry_after = retry_after
+        super().__init__(message)
