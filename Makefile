@@ -9,7 +9,7 @@ ADMIN_EMAIL ?= admin@example.com
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test install install-test docs bench clean
+.PHONY: run test test-examples install install-test install-bench docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
+$(VENV)/.installed-bench: $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $@ $(VENV)/.installed
+
+install-bench: $(VENV)/.installed-bench
+
 run: install
 	$(BIN)/clientela init --admin-email $(ADMIN_EMAIL)
 	$(BIN)/clientela demo
@@ -34,6 +40,22 @@ run: install
 
 test: install-test
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-examples
+
+# The example plugin is tested as an integrator would: installed from its own folder
+# (into a separate target, so the main environment stays as it was) and run with its own
+# tests, which use the clientela.testing pytest plugin.
+EXAMPLES_SITE := $(CURDIR)/$(VENV)/examples-site
+test-examples: install-test
+	rm -rf $(EXAMPLES_SITE)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --target $(EXAMPLES_SITE) examples/clientela-loyalty
+	cd examples/clientela-loyalty && PYTHONPATH=$(EXAMPLES_SITE) $(CURDIR)/$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# `make bench` runs every scenario (about 15 minutes on 2 cores); one scenario:
+# `make bench SCENARIO=search SIZE=100000`. PostgreSQL is found at CLIENTELA_BENCH_PG
+# (default: the local server, user postgres). Results: bench/results/<time>.json.
+bench: install-bench
+	$(BIN)/python -m bench.run $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(SIZE),--size $(SIZE)) $(if $(REPEATS),--repeats $(REPEATS))
 
 docs: install
 	$(BIN)/clientela docs hooks -o docs/hooks.md

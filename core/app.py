@@ -11,7 +11,10 @@ import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app
 from sqlalchemy import event
 
-from clientela.core import config, health, hookimpls
+from flask_smorest import Blueprint as SmorestBlueprint
+
+from clientela.core import api, config, health, hookimpls
+from clientela.core.api import auth
 from clientela.core import events  # noqa: F401  (installs the audit and hook listeners)
 from clientela.core import tenancy  # noqa: F401  (installs the tenancy listeners)
 from clientela.core.db import Base, db
@@ -31,6 +34,7 @@ class Clientela:
 
     profile: Profile
     plugins: PluginRegistry
+    api: Any = None
     models: dict[str, type] = dataclasses.field(default_factory=dict)
     commands: dict[str, click.Command] = dataclasses.field(default_factory=dict)
     permissions: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -64,9 +68,13 @@ def create_app(profile: str | Profile | None = None, **overrides: Any) -> Flask:
 
     init_database(app)
     registry = PluginRegistry(app.config["PLUGINS_ENABLED"], app.config["PLUGINS_DISABLED"])
+    if app.config.get("PLUGINS_TRACE"):
+        registry.enable_tracing()
     registry.load(hookimpls)
     ext = Clientela(profile=profile, plugins=registry)
     app.extensions["clientela"] = ext
+    ext.api = api.init_app(app)
+    auth.init_app(app)
     collect_contributions(app, ext)
     health.init_app(app)
     profile.init_app(app)
@@ -149,7 +157,18 @@ def collect_contributions(app: Flask, ext: Clientela) -> None:
     def register_blueprint(plugin: str):
         def register(blueprint: Blueprint, url_prefix: str | None = None) -> None:
             prefix = API_PREFIX + (url_prefix or blueprint.url_prefix or "")
-            app.register_blueprint(blueprint, url_prefix=prefix)
+            if isinstance(blueprint, SmorestBlueprint):
+                ext.api.register_blueprint(blueprint, url_prefix=prefix)
+            else:
+                app.register_blueprint(blueprint, url_prefix=prefix)
+        return register
+
+    def register_web_blueprint(plugin: str):
+        def register(blueprint: Blueprint, url_prefix: str | None = None) -> None:
+            if url_prefix is not None and url_prefix.startswith(API_PREFIX):
+                raise PluginError(plugin, f"web blueprint {blueprint.name!r} may not live "
+                                          f"under {API_PREFIX}: use clientela_api_blueprints")
+            app.register_blueprint(blueprint, url_prefix=url_prefix)
         return register
 
     for hook_name, factory in (
@@ -158,6 +177,7 @@ def collect_contributions(app: Flask, ext: Clientela) -> None:
         ("clientela_permissions", register_permission),
         ("clientela_roles", register_role),
         ("clientela_api_blueprints", register_blueprint),
+        ("clientela_web_blueprints", register_web_blueprint),
         ("clientela_cli_commands", register_command),
     ):
         caller = getattr(registry.hook, hook_name)

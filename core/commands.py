@@ -9,7 +9,7 @@ import sys
 import click
 from flask import current_app
 
-from clientela.core import __version__, migrations, services, tenancy
+from clientela.core import __version__, jobs, migrations, services, tenancy
 from clientela.core.db import db
 from clientela.core.errors import ClientelaError, ConfigurationError
 
@@ -69,7 +69,9 @@ def db_current():
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn workers")
 @click.option("--dev", is_flag=True, help="Flask's development server with reloading.")
-def serve(host: str, port: int, workers: int, dev: bool):
+@click.option("--jobs/--no-jobs", "run_jobs", default=True, show_default=True,
+              help="Run background jobs in this process (embedded SQLite queue only).")
+def serve(host: str, port: int, workers: int, dev: bool, run_jobs: bool):
     """Serve the web UI and the API (gunicorn; --dev for the development server)."""
     app = current_app._get_current_object()
     if migrations.pending_heads(app):
@@ -77,40 +79,69 @@ def serve(host: str, port: int, workers: int, dev: bool):
             "the database is not current: run 'clientela db upgrade' (or 'clientela init')"
         )
     click.echo(f"Clientela on http://{host}:{port}/ (profile {app.config['PROFILE']})")
-    if dev:
-        app.run(host=host, port=port, debug=True, use_reloader=False)
-        return
-    from gunicorn.app.base import BaseApplication
+    # one process does everything on-premise: the embedded job queue is consumed by
+    # threads of this (gunicorn master) process; a Redis queue by 'clientela worker'
+    consumer = jobs.start_embedded_consumer(app) if run_jobs else None
+    if consumer is not None:
+        click.echo(f"background jobs: {consumer.workers} thread(s) on the embedded queue")
+    try:
+        if dev:
+            app.run(host=host, port=port, debug=True, use_reloader=False)
+            return
+        from gunicorn.app.base import BaseApplication
 
-    class Server(BaseApplication):
-        def load_config(self):
-            self.cfg.set("bind", f"{host}:{port}")
-            self.cfg.set("workers", workers)
-            self.cfg.set("accesslog", "-")
+        class Server(BaseApplication):
+            def load_config(self):
+                self.cfg.set("bind", f"{host}:{port}")
+                self.cfg.set("workers", workers)
+                self.cfg.set("accesslog", "-")
+                # a web worker must not reuse the pooled connections the job threads use
+                self.cfg.set("post_fork", lambda server, worker:
+                             jobs.forget_inherited_connections(app))
 
-        def load(self):
-            return app
+            def load(self):
+                return app
 
-    Server().run()
+        Server().run()
+    finally:
+        if consumer is not None:
+            consumer.stop(graceful=True)
 
 
-@click.command("plugins")
+@click.group("plugins", invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plugins_command(as_json: bool):
+@click.option("--trace", is_flag=True,
+              help="Show every hook call of start-up with its plugin and time.")
+@click.pass_context
+def plugins_command(ctx, as_json: bool, trace: bool):
     """List installed plugins: version, requires, enabled, hooks implemented."""
+    if ctx.invoked_subcommand:
+        return
+    if trace:
+        from clientela.core.plugin_commands import show_trace
+
+        show_trace(as_json)
+        return
     registry = clientela_ext().plugins
     core_hooks = registry.hooks_of("core")
+    # with --tenant: enabled for that tenant (the hosted profile narrows it to the plan)
+    slug = click.get_current_context().find_root().params.get("tenant")
+    for_tenant = None
+    if slug:
+        profile = clientela_ext().profile
+        for_tenant = profile.enabled_plugins(profile.cli_tenant(slug))
     rows = [{"name": "core", "version": __version__, "distribution": "clientela",
              "builtin": True, "requires": [], "enabled": True, "hooks": core_hooks}]
     for info in sorted(registry.plugins.values(), key=lambda i: i.name):
+        enabled = info.enabled and (for_tenant is None or info.name in for_tenant)
         rows.append({
             "name": info.name,
             "version": info.version,
             "distribution": info.distribution,
             "builtin": info.builtin,
             "requires": list(info.requires),
-            "enabled": info.enabled,
-            "hooks": registry.hooks_of(info.name) if info.enabled else [],
+            "enabled": enabled,
+            "hooks": registry.hooks_of(info.name) if enabled else [],
         })
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -205,6 +236,13 @@ def docs_hooks(output):
         sys.stdout.write(text)
 
 
-CORE_COMMANDS = [db_group, serve, plugins_command, users_group, tokens_group, demo, docs_group]
+from clientela.core.plugin_commands import plugin_group, plugins_subcommands  # noqa: E402
+from clientela.core.transfer_commands import COMMANDS as TRANSFER_COMMANDS  # noqa: E402
+
+for _sub in plugins_subcommands:
+    plugins_command.add_command(_sub)
+
+CORE_COMMANDS = [db_group, serve, plugins_command, users_group, tokens_group, demo, docs_group,
+                 plugin_group, *jobs.COMMANDS, *TRANSFER_COMMANDS]
 
 __all__ = ["CORE_COMMANDS", "ClientelaError", "tenant_command"]

@@ -26,6 +26,10 @@ DEFAULTS: dict[str, Any] = {
     "PHONE_DEFAULT_REGION": None,
     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     "JSON_SORT_KEYS": False,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "PERMANENT_SESSION_LIFETIME": 12 * 3600,
+    "LOGIN_RATE_LIMIT": "5 per minute",
 }
 
 

@@ -27,8 +27,12 @@ def utcnow() -> dt.datetime:
 
 
 def new_id() -> uuid.UUID:
-    """A time-ordered UUID (version 7): unguessable, yet index-friendly like a sequence."""
-    return uuid7()
+    """A time-ordered UUID (version 7): unguessable, yet index-friendly like a sequence.
+
+    Returned as a plain ``uuid.UUID``: the ``uuid6`` subclass is not accepted by every
+    driver as a bound parameter.
+    """
+    return uuid.UUID(int=uuid7().int)
 
 
 class UTCDateTime(sa.types.TypeDecorator):

@@ -80,6 +80,8 @@ def _column_changes(obj: Entity, operation: str) -> dict[str, list[Any]]:
         if key in _SKIPPED:
             continue
         column = attr.columns[0]
+        if column.info.get("audit") is False:
+            continue
         hist = state.attrs[key].history
         if operation == "insert":
             before, after = None, getattr(obj, key)

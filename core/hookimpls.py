@@ -14,9 +14,13 @@ from clientela.core.models import (
     ApiToken,
     AuditEvent,
     Customer,
+    ImportMapping,
     Interaction,
+    Job,
+    Plan,
     Role,
     Tenant,
+    TenantUsage,
     User,
 )
 
@@ -36,13 +40,22 @@ PERMISSIONS = {
     "tokens:write": "create and revoke one's own API tokens",
     "audit:read": "read the audit trail",
     "jobs:read": "see background jobs",
+    "jobs:write": "retry and purge background jobs",
 }
 
 
 @hookimpl
 def clientela_models(register):
-    for model in (Tenant, User, ApiToken, Role, Customer, Interaction, AuditEvent):
+    for model in (Tenant, User, ApiToken, Role, Customer, Interaction, AuditEvent, Plan,
+                  TenantUsage, ImportMapping, Job):
         register(model)
+
+
+@hookimpl
+def clientela_jobs(register):
+    from clientela.core import jobs
+
+    jobs.register_core_jobs(register)
 
 
 @hookimpl
@@ -60,6 +73,15 @@ def clientela_roles(register):
     for role in ("sales", "marketing", "service"):
         register(role, everyone + [("customers:write", "own"), "interactions:write"])
     register("analyst", everyone)
+
+
+@hookimpl
+def clientela_api_blueprints(register):
+    from clientela.core.api import admin, customers
+    from clientela.core.api import jobs as jobs_api
+
+    for blueprint in (customers.blp, customers.interactions_blp, *admin.BLUEPRINTS, jobs_api.blp):
+        register(blueprint)
 
 
 @hookimpl

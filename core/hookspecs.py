@@ -52,6 +52,23 @@ def clientela_api_blueprints(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def clientela_web_blueprints(register: Callable[..., None]) -> None:
+    """Register Flask blueprints served outside the API: public pages and endpoints.
+
+    For what is not part of the authenticated REST API, e.g. a public web-to-lead form at
+    ``/forms/<key>`` or the web UI's pages. These routes get no authentication from the
+    core: a public endpoint must find its tenant from something that belongs to one
+    tenant (a form key), never from a field the caller chooses.
+
+    :param register: call ``register(blueprint, url_prefix=None)`` with a
+        ``flask.Blueprint``; ``url_prefix`` is taken from the site's root.
+    :returns: nothing.
+
+    Since hook API 1.0.
+    """
+
+
+@hookspec
 def clientela_cli_commands(register: Callable[[Any], None]) -> None:
     """Register click commands or groups under the ``clientela`` command.
 
@@ -103,13 +120,27 @@ def clientela_config_defaults(register: Callable[..., None]) -> None:
 
 
 @hookspec
-def clientela_jobs(register: Callable[..., None]) -> None:
-    """Register background tasks and periodic schedules.
+def clientela_jobs(register: Callable[..., Any]) -> None:
+    """Register background jobs and periodic schedules.
 
-    :param register: call ``register(function, name=None, retries=0, schedule=None)``;
-        ``schedule`` is a cron-like mapping for periodic jobs. Every job runs inside
-        the tenant context it was enqueued for.
+    :param register: call ``register(function, name=None, retries=0, retry_delay=10,
+        backoff=2, schedule=None)`` once per job. ``name`` defaults to
+        ``"<plugin>.<function name>"``; a name already taken stops start-up naming both
+        plugins. A job that raises is tried again ``retries`` times, waiting
+        ``retry_delay * backoff ** (attempt - 1)`` seconds, then is ``dead`` (the
+        dead-letter list of ``clientela jobs list --status dead``). ``schedule`` makes
+        it periodic: a cron-like mapping in UTC such as ``{"minute": "0", "hour":
+        "3"}`` (fields ``minute``, ``hour``, ``day``, ``month``, ``day_of_week``) or an
+        interval in seconds (or a ``timedelta``); it is then enqueued, without
+        arguments, once per period in every active tenant.
     :returns: nothing.
+
+    Send a job from service code with ``clientela.core.jobs.enqueue(name, *args,
+    idempotency_key=None, delay=None, **kwargs)``: it joins the current transaction and
+    is sent when that commits. The function runs later in a consumer, inside the app
+    context and the tenant context it was enqueued in (origin ``job``, the same user as
+    actor), and may run more than once (after a crash); keep its writes in the
+    transaction it is given, which commits together with the job's success.
 
     Since hook API 1.0.
     """
@@ -204,6 +235,46 @@ def clientela_customer_updated_postcommit(entity: Any, change: Any) -> None:
 
     :param entity: always ``None`` here; read ``change.values``.
     :param change: the ``EntityChange``.
+
+    Since hook API 1.0.
+    """
+
+
+@hookspec
+def clientela_customers_imported_precommit(created_ids: list, updated_ids: list,
+                                           summary: dict) -> None:
+    """A bulk import of customers is about to commit (inside its one transaction).
+
+    Imports write in batches that skip the ORM, so they fire neither the per-customer
+    ``clientela_customer_created_*``/``clientela_customer_updated_*`` hooks nor
+    ``clientela_entity_changed_*``: they fire this pair once per import instead (and
+    ``clientela_validate`` still runs for each row, on a transient ``Customer``).
+    Not called for a dry run or an import refused in all-or-nothing mode.
+
+    :param created_ids: ids of the customers the import created, in file order.
+    :param updated_ids: ids of the existing customers it updated.
+    :param summary: the counts and options also written to the import's audit event:
+        ``{"file", "format", "rows", "created", "updated", "unchanged", "failed",
+        "match", "mode"}``.
+    :raises ValidationError: to veto the whole import (nothing is written).
+    :returns: nothing.
+
+    Since hook API 1.0.
+    """
+
+
+@hookspec
+def clientela_customers_imported_postcommit(created_ids: list, updated_ids: list,
+                                            summary: dict) -> None:
+    """A bulk import of customers was committed.
+
+    Read the customers by id (in chunks: an import can hold a million rows) from a job
+    rather than here when the work is long.
+
+    :param created_ids: ids of the customers created, in file order.
+    :param updated_ids: ids of the existing customers updated.
+    :param summary: as for the precommit half.
+    :returns: nothing. An exception is logged; other plugins still run.
 
     Since hook API 1.0.
     """
@@ -338,10 +409,25 @@ def clientela_customer_export(customer: Any) -> dict | None:
 def clientela_customer_erase(customer: Any) -> dict | None:
     """Anonymise the personal data the plugin holds about a customer (in the transaction).
 
-    Keep non-personal aggregates (amounts, dates) for reporting.
+    Called before the core anonymises the customer, so ``customer.email`` and
+    ``customer.phone`` can still find records that are not linked by id (an unconverted
+    lead, say). Keep non-personal aggregates (amounts, dates) for reporting.
 
     :param customer: the ``Customer``.
     :returns: a summary such as ``{"rows_anonymised": 3}`` or ``None``.
+
+    Since hook API 1.0.
+    """
+
+
+@hookspec
+def clientela_team_members(user_id: Any) -> list | None:
+    """The ids of the users in the same team(s) as ``user_id``, for the ``team`` record scope.
+
+    :param user_id: the user whose team mates are wanted.
+    :returns: an iterable of user ids (the answers of all plugins are merged; the user
+        is always included), or ``None``. Without any answer, ``team`` scope reaches only
+        the user's own records.
 
     Since hook API 1.0.
     """
@@ -354,6 +440,49 @@ def clientela_search(query: str, limit: int) -> list[dict] | None:
     :param query: what the user typed.
     :param limit: the most results wanted from this plugin.
     :returns: ``[{"type", "id", "title", "score"}]`` or ``None``.
+
+    Since hook API 1.0.
+    """
+
+
+@hookspec
+def clientela_attribute_types(entity_type: str) -> dict[str, str] | None:
+    """The types of the custom attributes of an entity type, for filtering and sorting.
+
+    List endpoints filter and sort on keys of the entities' ``attributes`` JSON
+    (``GET /api/v1/customers?attr.vat_number=IT123&sort=-attr.score``). A key no plugin
+    types is compared as text; a typed key is compared as its type (``attr.score.gte=10``
+    is a numeric comparison, ``sort=attr.signed_on`` sorts dates, a ``list`` filter
+    matches an element of the list).
+
+    :param entity_type: the table name of the entity, e.g. ``"customers"``.
+    :returns: ``{key: type}`` with ``type`` one of ``text``, ``integer``, ``decimal``,
+        ``boolean``, ``date``, ``datetime``, ``list``; or ``None``. The answers of all
+        plugins are merged; should two plugins type one key, the first answer pluggy
+        returns (that of the plugin registered last) wins.
+
+    Since hook API 1.0.
+    """
+
+
+@hookspec
+def clientela_warehouse_facts(register: Callable[..., None]) -> None:
+    """Offer a model to the analytical plugin's customer data warehouse as a fact table.
+
+    Asked by the analytical plugin whenever it opens a tenant's warehouse. The model is
+    then loaded into the DuckDB table ``fact_<name>`` incrementally (rows whose
+    ``updated_at`` passed the last refresh), its deleted rows are removed (from the audit
+    trail), and its rows follow a customer merge to the survivor.
+
+    :param register: call ``register(name, model, columns, time_column,
+        customer_column="customer_id")``: ``name`` a free identifier (``"deal"`` gives
+        ``fact_deal``), ``model`` an ``Entity`` subclass, ``columns`` the attribute names
+        to copy (ids, strings, numbers, dates, booleans; JSON is kept as text),
+        ``time_column`` the column that dates the fact (it gives the ``date_key`` into
+        ``dim_date``), ``customer_column`` the column referencing the customer. The
+        table has ``<name>_id``, ``customer_id``, ``date_key``, the time column, the
+        columns and ``updated_at``.
+    :returns: nothing.
 
     Since hook API 1.0.
     """

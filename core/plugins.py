@@ -10,12 +10,16 @@ with its name and the cause, unless configuration disables it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import graphlib
+import importlib
 import importlib.metadata
 import importlib.util
 import logging
 import os
+import time
 import types
+import warnings
 from collections.abc import Iterable
 
 import pluggy
@@ -42,6 +46,8 @@ class PluginInfo:
     enabled: bool = False
     module: types.ModuleType | None = None
     builtin: bool = False
+    #: the range of hook API versions the plugin supports (``hook_api`` attribute)
+    hook_api: str | None = None
 
     @property
     def migrations_path(self) -> str | None:
@@ -98,6 +104,50 @@ def _as_set(value) -> set[str] | None:
     return {str(v) for v in value}
 
 
+#: hooks renamed in this minor version: old name -> new name. An implementation of the
+#: old name keeps working, with a DeprecationWarning, until the next minor version.
+RENAMED_HOOKS: dict[str, str] = {}
+
+
+def check_hook_api(plugin: str, supported: str) -> None:
+    """Refuse a plugin whose declared hook API range excludes the core's version."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import Version
+
+    from clientela.core import HOOK_API_VERSION
+
+    try:
+        spec = SpecifierSet(supported)
+    except InvalidSpecifier:
+        raise PluginError(plugin, f"declares an invalid hook_api range {supported!r}") from None
+    if Version(HOOK_API_VERSION) not in spec:
+        raise PluginError(
+            plugin, f"supports hook API {supported}, but this Clientela provides "
+                    f"{HOOK_API_VERSION}: upgrade the plugin or Clientela"
+        )
+
+
+def _renamed_hooks_shim(plugin: str, module):
+    """Re-register implementations of renamed hooks under their new name, with a warning."""
+    found = {}
+    for old, new in RENAMED_HOOKS.items():
+        function = getattr(module, old, None)
+        if function is None or not hasattr(function, f"{PROJECT_NAME}_impl"):
+            continue
+        warnings.warn(
+            f"plugin '{plugin}' implements '{old}', renamed to '{new}'; the old name stops "
+            "working in the next minor version of the hook API",
+            DeprecationWarning, stacklevel=2,
+        )
+        found[new] = function
+    if not found:
+        return None
+    shim = types.SimpleNamespace()
+    for new, function in found.items():
+        setattr(shim, new, function)
+    return shim
+
+
 class PluginRegistry:
     """The installed plugins, the enabled ones in order, and the pluggy manager.
 
@@ -113,6 +163,8 @@ class PluginRegistry:
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
         self.order: list[str] = []
+        #: with tracing on: (hook, plugin, milliseconds) of every hook call, in order
+        self.trace: list[tuple[str, str, float]] | None = None
 
     @property
     def hook(self):
@@ -143,14 +195,45 @@ class PluginRegistry:
             info = self.plugins[name]
             try:
                 self.pm.register(info.module, name=name)
+                shim = _renamed_hooks_shim(name, info.module)
+                if shim is not None:
+                    self.pm.register(shim, name=f"{name}:renamed-hooks")
             except pluggy.PluginValidationError as exc:
                 raise PluginError(name, f"has an invalid hook implementation: {exc}") from exc
+        if self.trace is not None:
+            self._instrument()
         try:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
             plugin = getattr(exc, "plugin", None)
             name = self.pm.get_name(plugin) if plugin is not None else "?"
             raise PluginError(name or "?", f"implements an unknown hook: {exc}") from exc
+
+    def enable_tracing(self) -> None:
+        """Log every hook call with its plugin and time (``PLUGINS_TRACE``); call before load."""
+        self.trace = []
+
+    def _instrument(self) -> None:
+        for caller in self.pm.hook.__dict__.values():
+            if not isinstance(caller, pluggy.HookCaller):
+                continue
+            for impl in caller.get_hookimpls():
+                impl.function = self._timed(caller.name, impl.plugin_name, impl.function)
+
+    def _timed(self, hook_name: str, plugin: str, function):
+        trace = self.trace
+
+        @functools.wraps(function)
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                elapsed = (time.perf_counter() - start) * 1000
+                trace.append((hook_name, plugin, elapsed))
+                log.info("hook %s: plugin %s took %.2f ms", hook_name, plugin, elapsed)
+
+        return timed
 
     def _describe(self, info: PluginInfo, module) -> None:
         if not isinstance(module, types.ModuleType):
@@ -166,6 +249,9 @@ class PluginRegistry:
         info.module = module
         info.version = str(getattr(module, "version", None) or "unknown")
         info.requires = tuple(requires)
+        info.hook_api = getattr(module, "hook_api", None)
+        if info.hook_api is not None:
+            check_hook_api(info.name, str(info.hook_api))
 
     def _ordered(self, wanted: list[str]) -> list[str]:
         graph: dict[str, set[str]] = {}
@@ -189,6 +275,29 @@ class PluginRegistry:
             order.extend(ready)
             sorter.done(*ready)
         return order
+
+    def check_change(self, name: str, enable: bool, enabled: set[str]) -> set[str]:
+        """The enabled set after enabling/disabling ``name``; refuses to break a ``requires``."""
+        after = (set(enabled) | {name}) if enable else (set(enabled) - {name})
+        for plugin in sorted(after):
+            missing = [r for r in self.requires_of(plugin) if r not in after]
+            if missing and plugin == name:
+                raise PluginError(name, f"requires {', '.join(missing)}: enable "
+                                        f"{'it' if len(missing) == 1 else 'them'} first")
+            if missing:
+                raise PluginError(name, f"is required by '{plugin}': disable '{plugin}' first")
+        return after
+
+    def requires_of(self, name: str) -> tuple[str, ...]:
+        """A plugin's ``requires``, importing it if it is disabled (and so not loaded yet)."""
+        info = self.plugins[name]
+        if info.module is None:
+            try:
+                module = importlib.import_module(info.module_name)
+            except Exception as exc:
+                raise PluginError(name, f"cannot be loaded: {type(exc).__name__}: {exc}") from exc
+            return tuple(getattr(module, "requires", ()))
+        return info.requires
 
     def enabled(self) -> list[PluginInfo]:
         return [self.plugins[name] for name in self.order]

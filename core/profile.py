@@ -15,6 +15,9 @@ from stevedore.exception import NoMatches
 from clientela.core.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    import uuid
+
+    import sqlalchemy as sa
     from flask import Flask
 
     from clientela.core.models import Tenant
@@ -33,13 +36,63 @@ class Profile:
     def init_app(self, app: Flask) -> None:
         """Install request handling (tenant resolution) once the app is built."""
 
+    def request_tenant(self) -> Tenant | None:
+        """The tenant a browser request addresses before anyone logs in (password login):
+        the single tenant on-premise, the subdomain's tenant when hosted."""
+        return None
+
+    def request_authenticated(self, tenant: Tenant, principal) -> None:
+        """Called for every authenticated API request, inside the tenant's context; may
+        raise ``Forbidden`` or ``RateLimited`` (suspension, quotas, rate limits)."""
+
     def cli_tenant(self, slug: str | None) -> Tenant:
         """The tenant a tenant-scoped command acts as (``clientela --tenant SLUG``)."""
         raise NotImplementedError
 
+    def set_plugin_enabled(self, app: Flask, registry, name: str, enabled: bool,
+                           tenant_slug: str | None) -> str:
+        """Enable or disable an installed plugin; returns what was done, in one line."""
+        raise ConfigurationError(f"the {self.name} profile cannot enable or disable plugins")
+
     def cli_commands(self) -> list:
         """click commands that only this profile has."""
         return []
+
+    def after_upgrade(self, app: Flask, connection: sa.Connection) -> None:
+        """Called once by ``clientela db upgrade`` after the revisions are applied.
+
+        Runs in a transaction of its own on ``connection`` (the migration's database
+        role), for what the profile keeps in the database besides the models: the
+        hosted profile enables Row-Level Security on every tenant table. Must be
+        idempotent. Default: nothing.
+        """
+
+    def token_tenant(self, token_hash: str) -> uuid.UUID | None:
+        """The tenant of the API token with ``token_hash``, found before any tenant is set.
+
+        Authentication asks this first, then checks the token *inside* that tenant. The
+        default looks the hash up with the ORM's scoping lifted; the hosted profile,
+        where Row-Level Security hides every row until a tenant is set, asks a
+        ``SECURITY DEFINER`` function that returns only the tenant id.
+        """
+        from clientela.core import tenancy
+        from clientela.core.db import db
+        from clientela.core.models import ApiToken
+
+        with tenancy.unscoped():
+            return db.session.execute(
+                db.select(ApiToken.tenant_id).where(ApiToken.token_hash == token_hash)
+            ).scalar_one_or_none()
+
+    def enabled_plugins(self, tenant: Tenant) -> set[str]:
+        """The names of the plugins ``tenant`` may use (routes, hooks, OpenAPI, CLI).
+
+        Default: every plugin enabled on the instance. The hosted profile narrows it
+        to the plugins of the tenant's plan.
+        """
+        from flask import current_app
+
+        return {info.name for info in current_app.extensions["clientela"].plugins.enabled()}
 
 
 def load_profile(name: str) -> Profile:

@@ -18,9 +18,6 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-PG_SERVER = os.environ.get(
-    "CLIENTELA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 BACKENDS = ["sqlite", "postgresql"]
 
 # the tests choose their own configuration: nothing from the developer's shell
@@ -28,57 +25,8 @@ for _var in ("CLIENTELA_HOME", "CLIENTELA_PROFILE", "DATABASE_URL", "REDIS_URL",
              "CLIENTELA_PLUGINS_DISABLED", "CLIENTELA_PLUGINS_ENABLED", "CLIENTELA_SECRET_KEY"):
     os.environ.pop(_var, None)
 
-
-def _pg_reachable() -> str | None:
-    try:
-        engine = sa.create_engine(PG_SERVER, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-        engine.dispose()
-        return None
-    except Exception as exc:  # noqa: BLE001 - any failure means unreachable
-        return f"{type(exc).__name__}: {exc}".splitlines()[0]
-
-
-_PG_PROBLEM = _pg_reachable()
-
-
-def require_postgresql() -> None:
-    if _PG_PROBLEM is None:
-        return
-    message = f"PostgreSQL unreachable at {PG_SERVER}: {_PG_PROBLEM}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message + " (CI requires it)", pytrace=False)
-    pytest.skip(message)
-
-
-class PostgresDatabases:
-    """Creates uniquely named databases on the test server and drops them at the end."""
-
-    def __init__(self) -> None:
-        self.created: list[str] = []
-
-    def create(self, label: str = "t") -> str:
-        require_postgresql()
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        name = f"clientela_{label}_{worker}_{uuid.uuid4().hex[:10]}"
-        engine = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        engine.dispose()
-        self.created.append(name)
-        return sa.engine.make_url(PG_SERVER).set(database=name).render_as_string(
-            hide_password=False
-        )
-
-    def drop_all(self) -> None:
-        if not self.created:
-            return
-        engine = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            for name in self.created:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        engine.dispose()
+# the same helpers plugin authors get from the clientela.testing pytest plugin
+from clientela.testing import PostgresDatabases, require_postgresql  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -166,3 +114,61 @@ def tenant(make_tenant):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+ROLES = ("admin", "manager", "sales", "marketing", "service", "analyst")
+
+
+class ApiTenant:
+    """A tenant with one user (and API token) per built-in role, and a test client."""
+
+    def __init__(self, app, tenant):
+        from clientela.core import services, tenancy
+        from clientela.core.db import db
+
+        self.app = app
+        self.tenant = tenant
+        self.client = app.test_client()
+        self.users = {}
+        self.tokens = {}
+        with tenancy.tenant_context(tenant.id):
+            for role in ROLES:
+                # no password: argon2 is slow on purpose, and tokens are what tests use
+                user = services.create_user(f"{role}@{tenant.slug}.example", roles=[role])
+                _, raw = services.create_token(user, name="test")
+                self.users[role] = user
+                self.tokens[role] = raw
+            db.session.commit()
+
+    def headers(self, role: str = "admin") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    def get(self, path, role="admin", **kw):
+        return self.client.get(path, headers=self.headers(role), **kw)
+
+    def post(self, path, json=None, role="admin", **kw):
+        return self.client.post(path, json=json, headers=self.headers(role), **kw)
+
+    def patch(self, path, json=None, role="admin", **kw):
+        return self.client.patch(path, json=json, headers=self.headers(role), **kw)
+
+    def delete(self, path, role="admin", **kw):
+        return self.client.delete(path, headers=self.headers(role), **kw)
+
+    def customer(self, role="admin", **data) -> dict:
+        data.setdefault("first_name", "Test")
+        response = self.post("/api/v1/customers", json=data, role=role)
+        assert response.status_code == 201, response.json
+        return response.json
+
+
+@pytest.fixture
+def api(app, tenant):
+    """Tenant A, with users of every role, driven through HTTP."""
+    return ApiTenant(app, tenant)
+
+
+@pytest.fixture
+def other_api(app, make_tenant):
+    """Tenant B, the one that must never see A's data."""
+    return ApiTenant(app, make_tenant("b"))

@@ -13,15 +13,22 @@ from clientela.core.db import db
 def test_migrations_build_exactly_the_models(backend, fresh_database_url, tmp_path):
     app = create_app("onprem", DATABASE_URL=fresh_database_url(backend), HOME=str(tmp_path))
     with app.app_context():
-        assert migrations.pending_heads(app) == ["core"]
-        assert migrations.upgrade(app) == ["core"]
+        branches = migrations.branches(app)
+        assert branches[0] == "core"
+        assert migrations.pending_heads(app) == branches
+        assert migrations.upgrade(app) == branches
         with db.engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), db.metadata)
+            diff = compare_metadata(
+                MigrationContext.configure(
+                    conn, opts={"include_object": migrations.include_object}
+                ),
+                db.metadata,
+            )
         assert diff == []
         assert migrations.pending_heads(app) == []
         # applying again changes nothing
         migrations.upgrade(app)
-        assert migrations.applied_heads(app) == {migrations.expected_heads(app)["core"]}
+        assert migrations.applied_heads(app) == set(migrations.expected_heads(app).values())
         db.engine.dispose()
 
 
@@ -30,7 +37,8 @@ def test_readyz_reports_pending_migrations_then_ready(backend, fresh_database_ur
     client = app.test_client()
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.json["checks"] == {"database": "ok", "migrations": "pending: core"}
+    pending = response.json["checks"]["migrations"]
+    assert response.json["checks"]["database"] == "ok" and pending.startswith("pending: core")
     with app.app_context():
         migrations.upgrade(app)
     response = client.get("/readyz")

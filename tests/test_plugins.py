@@ -15,7 +15,7 @@ from clientela.core.plugins import PluginRegistry
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILTINS = {"operational", "collaborative", "analytical", "prm", "tailormade"}
-TEST_PLUGINS = ("greeter", "broken", "needy", "chicken", "egg")
+TEST_PLUGINS = ("greeter", "broken", "needy", "chicken", "egg", "oldtimer")
 
 
 def load(**kwargs) -> PluginRegistry:
@@ -137,7 +137,9 @@ def test_third_party_plugin_is_discovered_listed_migrated_and_called(
         "from clientela.core.app import create_app;from clientela.core.db import db;"
         "app=create_app();ctx=app.app_context();ctx.push();"
         "import greeter_plugin.models;"
-        "c=db.engine.connect();print(compare_metadata(MigrationContext.configure(c),db.metadata))"
+        "from clientela.core.migrations import include_object;c=db.engine.connect();"
+        "ctx=MigrationContext.configure(c,opts={'include_object':include_object});"
+        "print(compare_metadata(ctx,db.metadata))"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLIENTELA_")}
     env.update(PYTHONPATH=str(plugin_site), CLIENTELA_HOME=str(tmp_path), DATABASE_URL=url,
@@ -154,6 +156,8 @@ def test_third_party_plugin_is_discovered_listed_migrated_and_called(
         ("broken", "plugin 'broken': cannot be loaded: ModuleNotFoundError: "
                    "No module named 'clientela_no_such_dependency'"),
         ("needy", "plugin 'needy': requires 'nonexistent', which is not installed"),
+        ("oldtimer", "plugin 'oldtimer': supports hook API >=0.1,<1, but this Clientela "
+                     "provides 1.0: upgrade the plugin or Clientela"),
     ],
 )
 def test_a_broken_plugin_stops_start_up_with_one_line_naming_it(
@@ -168,10 +172,51 @@ def test_a_broken_plugin_stops_start_up_with_one_line_naming_it(
 
 @pytest.mark.slow
 def test_a_requirement_cycle_stops_start_up(plugin_site, tmp_path):
-    disabled = ["greeter", "broken", "needy"]
+    disabled = ["greeter", "broken", "needy", "oldtimer"]
     url = f"sqlite:///{tmp_path / 'x.db'}"
     result = run_cli(plugin_site, tmp_path, url, "plugins", disabled=disabled, check=False)
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("Error: plugin '") and "requires itself through" in line
     assert "chicken" in line and "egg" in line
+
+
+def test_hook_api_range_is_checked():
+    from clientela.core.plugins import check_hook_api
+
+    check_hook_api("fine", ">=1.0,<2")
+    with pytest.raises(PluginError, match="supports hook API >=2"):
+        check_hook_api("future", ">=2")
+    with pytest.raises(PluginError, match="invalid hook_api range"):
+        check_hook_api("typo", "one point oh")
+
+
+def test_a_renamed_hook_keeps_working_under_its_old_name_with_a_warning(monkeypatch):
+    """The mechanism for renaming a hook: the old spec stays one minor version."""
+    import types
+
+    from clientela.core import hookimpl, hookimpls, hookspec, plugins
+
+    class OldSpecs:
+        @hookspec
+        def clientela_old_permissions(register):
+            """Deprecated alias of clientela_permissions."""
+
+    @hookimpl
+    def clientela_old_permissions(register):
+        register("legacy:read", "from the old hook")
+
+    legacy = types.ModuleType("legacy_plugin")
+    legacy.clientela_old_permissions = clientela_old_permissions
+    monkeypatch.setattr(plugins, "RENAMED_HOOKS", {"clientela_old_permissions":
+                                                   "clientela_permissions"})
+    registry = PluginRegistry(enabled=[])
+    registry.pm.add_hookspecs(OldSpecs)
+    registry.load(hookimpls)
+    with pytest.warns(DeprecationWarning, match="renamed to 'clientela_permissions'"):
+        shim = plugins._renamed_hooks_shim("legacy", legacy)
+    registry.pm.register(legacy, name="legacy")
+    registry.pm.register(shim, name="legacy:renamed-hooks")
+    seen = {}
+    registry.hook.clientela_permissions(register=lambda name, d="": seen.setdefault(name, d))
+    assert seen["legacy:read"] == "from the old hook"

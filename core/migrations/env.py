@@ -3,6 +3,7 @@
 from alembic import context
 
 from clientela.core.db import UTCDateTime, db
+from clientela.core.migrations import include_object
 
 
 def render_item(type_, obj, autogen_context):
@@ -26,6 +27,7 @@ with app.app_context():
             render_as_batch=True,  # SQLite alters tables by copying them
             compare_type=True,
             render_item=render_item,
+            include_object=include_object,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -1,4 +1,4 @@
-"""The core's models: tenants, users and tokens, customers, interactions, audit."""
+"""The core's models: tenants, users and tokens, customers, interactions, audit, jobs."""
 
 from clientela.core.models.audit import AuditEvent
 from clientela.core.models.customer import (
@@ -9,6 +9,9 @@ from clientela.core.models.customer import (
     Interaction,
 )
 from clientela.core.models.entity import Entity, tenant_fk
+from clientela.core.models.import_mapping import ImportMapping
+from clientela.core.models.job import JOB_STATUSES, Job
+from clientela.core.models.plan import Plan, TenantUsage
 from clientela.core.models.tenant import Tenant
 from clientela.core.models.user import ApiToken, Role, User
 
@@ -19,10 +22,15 @@ __all__ = [
     "Customer",
     "DIRECTIONS",
     "Entity",
+    "ImportMapping",
     "Interaction",
+    "JOB_STATUSES",
+    "Job",
     "LIFECYCLE_STAGES",
+    "Plan",
     "Role",
     "Tenant",
+    "TenantUsage",
     "User",
     "tenant_fk",
 ]

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from clientela.core.models.entity import Entity, tenant_fk
 
 SECRET = {"secret": True}  # column info: never written to the audit trail
+BOOKKEEPING = {"audit": False}  # column info: changes alone are not worth an audit event
 
 
 class User(Entity):
@@ -21,7 +22,7 @@ class User(Entity):
     password_hash: Mapped[str | None] = mapped_column(sa.String(255), info=SECRET)
     is_active: Mapped[bool] = mapped_column(default=True)
     roles: Mapped[list] = mapped_column(default=list)
-    last_login_at: Mapped[dt.datetime | None]
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(info=BOOKKEEPING)
 
     __table_args__ = (sa.UniqueConstraint("tenant_id", "email"),)
 
@@ -37,7 +38,7 @@ class ApiToken(Entity):
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True, info=SECRET)
     expires_at: Mapped[dt.datetime | None]
     revoked_at: Mapped[dt.datetime | None]
-    last_used_at: Mapped[dt.datetime | None]
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(info=BOOKKEEPING)
 
     __table_args__ = (tenant_fk("user_id", "users", ondelete="CASCADE"),)
 

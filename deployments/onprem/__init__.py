@@ -32,6 +32,35 @@ class OnPremProfile(Profile):
     def tenant(self) -> Tenant | None:
         return db.session.execute(db.select(Tenant).order_by(Tenant.created_at)).scalars().first()
 
+    def request_tenant(self) -> Tenant | None:
+        return self.tenant()
+
+    def set_plugin_enabled(self, app: Flask, registry, name: str, enabled: bool,
+                           tenant_slug: str | None) -> str:
+        """Instance-wide: recorded in ``[plugins] disabled`` of ``clientela.toml``."""
+        import tomlkit
+
+        from clientela.core.config import CONFIG_FILE
+
+        current = {info.name for info in registry.plugins.values() if info.enabled}
+        after = registry.check_change(name, enabled, current)
+        path = os.path.join(app.config["HOME"], CONFIG_FILE)
+        document = tomlkit.document()
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as fh:
+                document = tomlkit.parse(fh.read())
+        section = document.setdefault("plugins", tomlkit.table())
+        disabled = sorted(set(registry.plugins) - after)
+        section["disabled"] = disabled
+        if "enabled" in section and enabled:
+            section["enabled"] = sorted(set(section["enabled"]) | {name})
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(tomlkit.dumps(document))
+        state = "enabled" if enabled else "disabled"
+        hint = "; run 'clientela db upgrade' and restart the server" if enabled else \
+            "; restart the server"
+        return f"plugin '{name}' {state} in {path}{hint}"
+
     def cli_tenant(self, slug: str | None) -> Tenant:
         tenant = self.tenant()
         if tenant is None:
@@ -43,7 +72,9 @@ class OnPremProfile(Profile):
         return tenant
 
     def cli_commands(self) -> list:
-        return [init]
+        from clientela.deployments.onprem.backup import backup_command, restore_command
+
+        return [init, backup_command, restore_command]
 
 
 @click.command("init")

@@ -1,5 +1,111 @@
 """Tailor-made CRM: custom fields and objects, automation rules, webhooks, import mappings."""
 
+from clientela.core import hookimpl
+
 name = "tailormade"
 version = "0.1.0"
 requires: tuple[str, ...] = ()
+
+PERMISSIONS = {
+    "customization:read": "see the custom field definitions",
+    "customization:write": "define, change and remove custom fields",
+    "webhooks:read": "see webhooks and their delivery log",
+    "webhooks:write": "create, change and delete webhooks",
+}
+
+
+@hookimpl
+def clientela_models(register):
+    from clientela.plugins.tailormade.models import MODELS
+
+    for model in MODELS:
+        register(model)
+
+
+@hookimpl
+def clientela_config_defaults(register):
+    register("TAILORMADE_WEBHOOK_TIMEOUT", 10, "seconds a webhook receiver has to answer")
+    register("TAILORMADE_WEBHOOK_KEEP_DAYS", 30, "days the webhook delivery log is kept")
+    register("TAILORMADE_WEBHOOK_DISABLE_AFTER", 5,
+             "a webhook is switched off after this many deliveries in a row failed for good")
+    register("TAILORMADE_WEBHOOK_ALLOW_PRIVATE", None,
+             "deliver webhooks to loopback and private addresses (default: yes on-premise, "
+             "no in the hosted profile)")
+
+
+@hookimpl
+def clientela_permissions(register):
+    for permission, description in PERMISSIONS.items():
+        register(permission, description)
+
+
+@hookimpl
+def clientela_roles(register):
+    register("admin", list(PERMISSIONS))
+    # everyone who writes records needs to know the fields they may fill
+    for role in ("manager", "sales", "marketing", "service", "analyst"):
+        register(role, ["customization:read"])
+
+
+@hookimpl
+def clientela_api_blueprints(register):
+    from clientela.plugins.tailormade import api
+
+    for blueprint in api.BLUEPRINTS:
+        register(blueprint)
+
+
+@hookimpl
+def clientela_jobs(register):
+    from clientela.plugins.tailormade import webhooks
+
+    register(webhooks.deliver, name=webhooks.DELIVER_JOB, retries=webhooks.RETRIES,
+             retry_delay=webhooks.RETRY_DELAY, backoff=webhooks.BACKOFF)
+    register(webhooks.housekeeping, name="tailormade.webhook_housekeeping",
+             schedule={"minute": "41"})
+
+
+@hookimpl
+def clientela_validate(entity, change):
+    from clientela.plugins.tailormade import custom_fields
+
+    with custom_fields.plain_tenant():
+        return custom_fields.validate(entity, change)
+
+
+@hookimpl
+def clientela_entity_changed_precommit(change):
+    from clientela.plugins.tailormade import custom_fields, webhooks
+
+    with custom_fields.plain_tenant():
+        custom_fields.apply_defaults(change)
+        webhooks.remember_subscriptions(change)
+
+
+@hookimpl
+def clientela_entity_changed_postcommit(change):
+    from clientela.plugins.tailormade import custom_fields, webhooks
+
+    with custom_fields.plain_tenant():
+        webhooks.on_entity_changed(change)
+
+
+@hookimpl
+def clientela_attribute_types(entity_type):
+    from clientela.plugins.tailormade import custom_fields
+
+    return custom_fields.attribute_types(entity_type)
+
+
+@hookimpl
+def clientela_customer_export(customer):
+    from clientela.plugins.tailormade import webhooks
+
+    return webhooks.export_for(customer)
+
+
+@hookimpl
+def clientela_customer_erase(customer):
+    from clientela.plugins.tailormade import webhooks
+
+    return webhooks.erase_for(customer)

@@ -7,6 +7,7 @@ from clientela.core import hookimpl
 name = "greeter"
 version = "1.2.3"
 requires = ("operational",)
+hook_api = ">=1.0,<2"
 
 
 @hookimpl

@@ -1,0 +1,1 @@
+"""Benchmarks: each scenario measures Clientela beside a baseline in the same run."""

@@ -1,0 +1,369 @@
+"""``/api/v1/analytics/...`` (warehouse, profiles, RFM, CLV, churn, cohorts, associations)
+and ``/api/v1/segments`` (saved segments and their members)."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from clientela.core import access
+from clientela.core.api.auth import current_principal
+from clientela.core.db import db
+from clientela.plugins.analytical import metrics, segments, services, warehouse
+
+analytics = Blueprint("analytics", __name__, url_prefix="/analytics",
+                      description="Customer analytics from the tenant's data warehouse")
+segments_blp = Blueprint("segments", __name__, url_prefix="/segments",
+                         description="Saved rule-based customer segments")
+
+
+# --- schemas ---------------------------------------------------------------------------
+
+
+class AsOfQuery(Schema):
+    as_of = fields.Date(metadata={"description": "count purchases up to this day (default today)"})
+
+
+class CustomerTableQuery(AsOfQuery):
+    factor = fields.Float(validate=validate.Range(min=1),
+                          metadata={"description": "churn: N x the usual interval"})
+
+
+class RfmQuery(AsOfQuery):
+    segment = fields.String(validate=validate.OneOf(metrics.SEGMENT_NAMES))
+
+
+class AssociationQuery(AsOfQuery):
+    basket = fields.String(load_default="customer", validate=validate.OneOf(metrics.BASKETS))
+    min_support = fields.Float(load_default=0.0, validate=validate.Range(min=0, max=1))
+    min_confidence = fields.Float(load_default=0.0, validate=validate.Range(min=0, max=1))
+    product_id = fields.String(validate=validate.Length(max=200))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class PurchaseProfile(Schema):
+    customer_id = fields.UUID()
+    display_name = fields.String(allow_none=True)
+    first_purchase = fields.Date(allow_none=True)
+    last_purchase = fields.Date(allow_none=True)
+    orders = fields.Integer(allow_none=True)
+    units = fields.Float(allow_none=True)
+    revenue = fields.Float(allow_none=True)
+    average_order_value = fields.Float(allow_none=True)
+    tenure_days = fields.Integer(allow_none=True)
+    interactions = fields.Integer()
+    last_interaction = fields.DateTime(allow_none=True)
+
+
+class RfmScore(Schema):
+    customer_id = fields.UUID()
+    recency_days = fields.Integer()
+    orders = fields.Integer()
+    revenue = fields.Float()
+    r_score = fields.Integer()
+    f_score = fields.Integer()
+    m_score = fields.Integer()
+    rfm_score = fields.String()
+    rfm_segment = fields.String()
+
+
+class RfmSegment(Schema):
+    segment = fields.String()
+    customers = fields.Integer()
+    revenue = fields.Float(allow_none=True)
+    average_recency_days = fields.Float(allow_none=True)
+    average_orders = fields.Float(allow_none=True)
+
+
+class RfmSummary(Schema):
+    as_of = fields.Date()
+    segments = fields.List(fields.Nested(RfmSegment))
+
+
+class LifetimeValue(Schema):
+    customer_id = fields.UUID()
+    orders = fields.Integer()
+    revenue = fields.Float()
+    average_order_value = fields.Float()
+    observed_years = fields.Float()
+    orders_per_year = fields.Float()
+    clv = fields.Float()
+
+
+class ChurnRisk(Schema):
+    customer_id = fields.UUID()
+    last_purchase = fields.Date()
+    orders = fields.Integer()
+    recency_days = fields.Integer()
+    usual_interval_days = fields.Float()
+    churn_ratio = fields.Float()
+    churn_risk = fields.String()
+    churned = fields.Boolean()
+
+
+class RetentionCohort(Schema):
+    cohort = fields.String(metadata={"description": "month of first purchase, YYYY-MM"})
+    size = fields.Integer()
+    active = fields.List(fields.Integer())
+    retention = fields.List(fields.Float())
+
+
+class RetentionMatrix(Schema):
+    as_of = fields.Date()
+    cohorts = fields.List(fields.Nested(RetentionCohort))
+
+
+class TrendQuery(AsOfQuery):
+    months = fields.Integer(load_default=12, validate=validate.Range(min=1, max=120))
+
+
+class MonthTrend(Schema):
+    month = fields.String(metadata={"description": "YYYY-MM"})
+    orders = fields.Integer()
+    revenue = fields.Float()
+    customers = fields.Integer()
+    interactions = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class Trends(Schema):
+    as_of = fields.Date()
+    months = fields.List(fields.Nested(MonthTrend))
+
+
+class AssociationRule(Schema):
+    antecedent = fields.String()
+    consequent = fields.String()
+    baskets = fields.Integer()
+    support = fields.Float()
+    confidence = fields.Float()
+    lift = fields.Float()
+
+
+class AssociationRules(Schema):
+    as_of = fields.Date()
+    basket = fields.String()
+    baskets = fields.Integer()
+    rules = fields.List(fields.Nested(AssociationRule))
+
+
+class NextBestOffer(Schema):
+    product_id = fields.String()
+    because_of = fields.String()
+    lift = fields.Float()
+    confidence = fields.Float()
+
+
+class CustomerAnalytics(PurchaseProfile, RfmScore, LifetimeValue, ChurnRisk):
+    as_of = fields.Date()
+    in_warehouse = fields.Boolean()
+    channels = fields.Dict(keys=fields.String(), values=fields.Integer())
+    attributes = fields.Dict(keys=fields.String(), values=fields.String())
+    next_best_offers = fields.List(fields.Nested(NextBestOffer))
+
+
+class WarehouseStatus(Schema):
+    refreshed_at = fields.String(allow_none=True)
+    watermarks = fields.Dict(keys=fields.String(), values=fields.String())
+    tables = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class RefreshInput(Schema):
+    full = fields.Boolean(load_default=False)
+
+
+class RefreshResult(Schema):
+    full = fields.Boolean()
+    loaded = fields.Dict(keys=fields.String(), values=fields.Integer())
+    deleted_customers = fields.Integer()
+    merged_customers = fields.Integer()
+    seconds = fields.Float()
+
+
+class SegmentCondition(Schema):
+    field = fields.String(required=True)
+    op = fields.String(required=True, validate=validate.OneOf(segments.OPERATORS))
+    value = fields.Raw(allow_none=True)
+
+
+class SegmentInput(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    description = fields.String(load_default="", validate=validate.Length(max=500))
+    rules = fields.List(fields.Nested(SegmentCondition), required=True,
+                        validate=validate.Length(min=1, max=50))
+
+
+class SegmentUpdate(Schema):
+    name = fields.String(validate=validate.Length(min=1, max=100))
+    description = fields.String(validate=validate.Length(max=500))
+    rules = fields.List(fields.Nested(SegmentCondition), validate=validate.Length(min=1, max=50))
+
+
+class SavedSegment(Schema):
+    id = fields.UUID()
+    name = fields.String()
+    description = fields.String()
+    rules = fields.List(fields.Nested(SegmentCondition))
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class SegmentMembership(Schema):
+    segment_id = fields.UUID()
+    name = fields.String()
+    as_of = fields.Date()
+    count = fields.Integer()
+    customer_ids = fields.List(fields.UUID())
+
+
+# --- analytics -------------------------------------------------------------------------
+
+
+@analytics.route("/warehouse")
+class Warehouse(MethodView):
+    @analytics.response(200, WarehouseStatus)
+    def get(self):
+        """The warehouse: last refresh, watermarks, rows per table."""
+        access.require(current_principal(), "analytics:read")
+        return warehouse.status()
+
+
+@analytics.route("/warehouse/refresh")
+class WarehouseRefresh(MethodView):
+    @analytics.arguments(RefreshInput)
+    @analytics.response(200, RefreshResult)
+    def post(self, data):
+        """Load what changed since the last refresh (``full`` rebuilds) and wait for it."""
+        access.require(current_principal(), "analytics:refresh")
+        return warehouse.refresh(full=data["full"]).as_dict()
+
+
+def _table_view(kind: str, schema: type[Schema], query: type[Schema], doc: str):
+    class View(MethodView):
+        @analytics.arguments(query, location="query")
+        @analytics.response(200, schema(many=True))
+        @analytics.paginate()
+        def get(self, args, pagination_parameters):
+            rows, total = services.customer_table(
+                current_principal(), kind, as_of=args.get("as_of"), factor=args.get("factor"),
+                segment=args.get("segment"), page=pagination_parameters.page,
+                page_size=pagination_parameters.page_size)
+            pagination_parameters.item_count = total
+            return rows
+
+    View.get.__doc__ = doc
+    View.__name__ = f"{kind.capitalize()}List"
+    return View
+
+
+analytics.route("/profiles")(_table_view(
+    "profiles", PurchaseProfile, AsOfQuery,
+    "Per customer: first and last purchase, orders, revenue, average order value, tenure."))
+analytics.route("/rfm")(_table_view(
+    "rfm", RfmScore, RfmQuery, "RFM quintile scores (1-5) and segment of every buying customer."))
+analytics.route("/clv")(_table_view(
+    "clv", LifetimeValue, AsOfQuery,
+    "Historical lifetime value: AOV x orders per year x lifespan x margin."))
+analytics.route("/churn")(_table_view(
+    "churn", ChurnRisk, CustomerTableQuery,
+    "Churn risk: days since the last purchase against N x the usual interval."))
+
+
+@analytics.route("/rfm/segments")
+class RfmSegments(MethodView):
+    @analytics.arguments(AsOfQuery, location="query")
+    @analytics.response(200, RfmSummary)
+    def get(self, args):
+        """Customers and revenue per RFM segment."""
+        return services.rfm_summary(current_principal(), args.get("as_of"))
+
+
+@analytics.route("/cohorts")
+class CohortMatrix(MethodView):
+    @analytics.arguments(AsOfQuery, location="query")
+    @analytics.response(200, RetentionMatrix)
+    def get(self, args):
+        """Monthly acquisition cohorts x months since first purchase (retention matrix)."""
+        return services.cohorts(current_principal(), args.get("as_of"))
+
+
+@analytics.route("/trends")
+class MonthlyTrends(MethodView):
+    @analytics.arguments(TrendQuery, location="query")
+    @analytics.response(200, Trends)
+    def get(self, args):
+        """Orders, revenue, buying customers and interactions by channel, per month."""
+        return services.trends(current_principal(), args.get("as_of"), args["months"])
+
+
+@analytics.route("/associations")
+class ProductAssociations(MethodView):
+    @analytics.arguments(AssociationQuery, location="query")
+    @analytics.response(200, AssociationRules)
+    def get(self, args):
+        """Cross-sell rules X -> Y with support, confidence and lift."""
+        return services.associations(current_principal(), **args)
+
+
+@analytics.route("/customers/<uuid:customer_id>")
+class CustomerAnalyticsView(MethodView):
+    @analytics.arguments(AsOfQuery, location="query")
+    @analytics.response(200, CustomerAnalytics)
+    def get(self, args, customer_id: uuid.UUID):
+        """One customer's profile, RFM, CLV, churn risk, channels and next best offers."""
+        return services.customer_analytics(customer_id, current_principal(), args.get("as_of"))
+
+
+# --- segments --------------------------------------------------------------------------
+
+
+@segments_blp.route("")
+class Segments(MethodView):
+    @segments_blp.response(200, SavedSegment(many=True))
+    def get(self):
+        """The tenant's saved segments."""
+        return segments.list_segments(current_principal())
+
+    @segments_blp.arguments(SegmentInput)
+    @segments_blp.response(201, SavedSegment)
+    def post(self, data):
+        """Save a segment (rules are ANDed)."""
+        segment = segments.create_segment(data, current_principal())
+        db.session.commit()
+        return segment
+
+
+@segments_blp.route("/<uuid:segment_id>")
+class SegmentById(MethodView):
+    @segments_blp.response(200, SavedSegment)
+    def get(self, segment_id: uuid.UUID):
+        """One segment."""
+        return segments.get_segment(segment_id, current_principal())
+
+    @segments_blp.arguments(SegmentUpdate)
+    @segments_blp.response(200, SavedSegment)
+    def patch(self, data, segment_id: uuid.UUID):
+        """Change a segment's name, description or rules."""
+        segment = segments.update_segment(segment_id, data, current_principal())
+        db.session.commit()
+        return segment
+
+    @segments_blp.response(204)
+    def delete(self, segment_id: uuid.UUID):
+        """Delete a segment."""
+        segments.delete_segment(segment_id, current_principal())
+        db.session.commit()
+
+
+@segments_blp.route("/<uuid:segment_id>/members")
+class SegmentMembers(MethodView):
+    @segments_blp.arguments(AsOfQuery, location="query")
+    @segments_blp.response(200, SegmentMembership)
+    def get(self, args, segment_id: uuid.UUID):
+        """The ids of the customers in the segment now (or as of a day)."""
+        return segments.members(segment_id, current_principal(), args.get("as_of"))
+
+
+BLUEPRINTS = (analytics, segments_blp)

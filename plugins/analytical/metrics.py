@@ -1,0 +1,325 @@
+"""What the warehouse computes: profiles, RFM, lifetime value, churn risk, cohorts, product
+associations — each one DuckDB query over the star schema, as of a date.
+
+Every metric counts only purchases on or before ``as_of`` (default: today, UTC) and only
+customers still in ``dim_customer``. Formulas and references: docs/plugins/analytical.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import current_app
+
+from clientela.core.errors import ValidationError
+
+#: The R x F segment grid (scores 1-5), first match wins; see docs/plugins/analytical.md
+RFM_SEGMENTS: tuple[tuple[str, tuple[int, int], tuple[int, int]], ...] = (
+    # segment,            R range, F range
+    ("Champions",          (5, 5), (4, 5)),
+    ("Loyal",              (3, 4), (4, 5)),
+    ("Potential loyalist", (4, 5), (2, 3)),
+    ("New",                (5, 5), (1, 1)),
+    ("Promising",          (4, 4), (1, 1)),
+    ("Need attention",     (3, 3), (3, 3)),
+    ("About to sleep",     (3, 3), (1, 2)),
+    ("Can't lose them",    (1, 2), (5, 5)),
+    ("At risk",            (1, 2), (3, 4)),
+    ("Hibernating",        (1, 2), (1, 2)),
+)
+SEGMENT_NAMES = tuple(name for name, _, _ in RFM_SEGMENTS)
+CHURN_RISKS = ("low", "medium", "high")
+
+
+def setting(key: str):
+    from clientela.plugins.analytical import DEFAULTS
+
+    return current_app.config.get(key, DEFAULTS[key][0])
+
+
+def today() -> dt.date:
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
+def _segment_case(r: str = "r_score", f: str = "f_score") -> str:
+    whens = []
+    for name, (r_lo, r_hi), (f_lo, f_hi) in RFM_SEGMENTS:
+        label = name.replace("'", "''")
+        whens.append(f"WHEN {r} BETWEEN {r_lo} AND {r_hi} AND {f} BETWEEN {f_lo} AND {f_hi} "
+                     f"THEN '{label}'")
+    return "CASE " + " ".join(whens) + " END"
+
+
+def _score(column: str, direction: str) -> str:
+    # quintile by rank: ties share the score of their first position, so equal values
+    # always score alike (pandas: qcut of rank(method="min"))
+    return (f"CAST(1 + floor(5 * (rank() OVER (ORDER BY {column} {direction}) - 1) "
+            f"/ count(*) OVER ()) AS INTEGER)")
+
+
+def customer_metrics_sql() -> str:
+    """One row per customer of ``dim_customer``: profile, RFM, CLV and churn as of ``$as_of``.
+
+    Parameters: ``$as_of`` (DATE), ``$lifespan``, ``$margin``, ``$min_years``, ``$factor``,
+    ``$default_interval``. Customers without a purchase have NULL purchase figures and
+    churn risk.
+    """
+    return f"""
+    WITH purchases AS (
+        SELECT t.customer_id, min(t.date_key) AS first_purchase, max(t.date_key) AS last_purchase,
+               count(DISTINCT t.order_id) AS orders, sum(t.amount) AS revenue,
+               sum(t.quantity) AS units
+        FROM fact_transaction t
+        WHERE t.date_key <= $as_of AND t.customer_id IN (SELECT customer_id FROM dim_customer)
+        GROUP BY t.customer_id),
+    rfm AS (
+        SELECT customer_id, date_diff('day', last_purchase, $as_of) AS recency_days,
+               {_score("date_diff('day', last_purchase, $as_of)", "DESC")} AS r_score,
+               {_score("orders", "ASC")} AS f_score,
+               {_score("revenue", "ASC")} AS m_score
+        FROM purchases),
+    interactions AS (
+        SELECT customer_id, count(*) AS interactions, max(occurred_at) AS last_interaction
+        FROM fact_interaction WHERE date_key <= $as_of GROUP BY customer_id),
+    metrics AS (
+        SELECT c.customer_id, c.display_name, c.stage, c.created_at,
+               date_diff('day', CAST(c.created_at AS DATE), $as_of) AS tenure_days,
+               p.first_purchase, p.last_purchase, p.orders, p.units,
+               CAST(p.revenue AS DOUBLE) AS revenue,
+               round(CAST(p.revenue AS DOUBLE) / p.orders, 2) AS average_order_value,
+               rfm.recency_days, rfm.r_score, rfm.f_score, rfm.m_score,
+               greatest(date_diff('day', p.first_purchase, $as_of) / 365.0, $min_years)
+                   AS observed_years,
+               CASE WHEN p.orders >= 2
+                    THEN greatest(date_diff('day', p.first_purchase, p.last_purchase)
+                                  / (p.orders - 1.0), 1.0)
+                    ELSE $default_interval END AS usual_interval_days,
+               coalesce(i.interactions, 0) AS interactions, i.last_interaction
+        FROM dim_customer c
+        LEFT JOIN purchases p USING (customer_id)
+        LEFT JOIN rfm USING (customer_id)
+        LEFT JOIN interactions i USING (customer_id))
+    SELECT *,
+           CAST(r_score AS VARCHAR) || CAST(f_score AS VARCHAR) || CAST(m_score AS VARCHAR)
+               AS rfm_score,
+           {_segment_case()} AS rfm_segment,
+           round(orders / observed_years, 4) AS orders_per_year,
+           round(revenue / observed_years * $lifespan * $margin, 2) AS clv,
+           round(recency_days / usual_interval_days, 4) AS churn_ratio,
+           CASE WHEN orders IS NULL THEN NULL
+                WHEN recency_days <= usual_interval_days THEN 'low'
+                WHEN recency_days <= $factor * usual_interval_days THEN 'medium'
+                ELSE 'high' END AS churn_risk,
+           CASE WHEN orders IS NULL THEN NULL
+                ELSE recency_days > $factor * usual_interval_days END AS churned
+    FROM metrics
+    """
+
+
+def parameters(as_of: dt.date | None = None, factor: float | None = None) -> dict[str, Any]:
+    return {
+        "as_of": as_of or today(),
+        "lifespan": float(setting("ANALYTICAL_CLV_LIFESPAN_YEARS")),
+        "margin": float(setting("ANALYTICAL_CLV_MARGIN")),
+        "min_years": float(setting("ANALYTICAL_CLV_MIN_YEARS")),
+        "factor": float(factor if factor is not None else setting("ANALYTICAL_CHURN_FACTOR")),
+        "default_interval": float(setting("ANALYTICAL_CHURN_DEFAULT_INTERVAL_DAYS")),
+    }
+
+
+def _rows(con, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    cursor = con.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+PROFILE_FIELDS = ("customer_id", "display_name", "first_purchase", "last_purchase", "orders",
+                  "units", "revenue", "average_order_value", "tenure_days", "interactions",
+                  "last_interaction")
+RFM_FIELDS = ("customer_id", "recency_days", "orders", "revenue", "r_score", "f_score",
+              "m_score", "rfm_score", "rfm_segment")
+CLV_FIELDS = ("customer_id", "orders", "revenue", "average_order_value", "observed_years",
+              "orders_per_year", "clv")
+CHURN_FIELDS = ("customer_id", "last_purchase", "orders", "recency_days",
+                "usual_interval_days", "churn_ratio", "churn_risk", "churned")
+
+ORDERS = {
+    "profiles": "revenue DESC NULLS LAST, customer_id",
+    "rfm": "r_score DESC, f_score DESC, m_score DESC, customer_id",
+    "clv": "clv DESC, customer_id",
+    "churn": "churn_ratio DESC, customer_id",
+}
+
+
+def customer_table(con, kind: str, as_of: dt.date | None = None, factor: float | None = None,
+                   limit: int | None = None, offset: int = 0, segment: str | None = None,
+                   customer_id: str | None = None) -> tuple[list[dict[str, Any]], int]:
+    """Rows of one per-customer view (``profiles``, ``rfm``, ``clv``, ``churn``) and their total."""
+    fields = {"profiles": PROFILE_FIELDS, "rfm": RFM_FIELDS, "clv": CLV_FIELDS,
+              "churn": CHURN_FIELDS}[kind]
+    params = parameters(as_of, factor)
+    where = ["orders IS NOT NULL"] if kind != "profiles" else ["TRUE"]
+    if segment:
+        where.append("rfm_segment = $segment")
+        params["segment"] = segment
+    if customer_id:
+        where.append("customer_id = CAST($customer_id AS UUID)")
+        params["customer_id"] = str(customer_id)
+    base = f"SELECT * FROM ({customer_metrics_sql()}) WHERE {' AND '.join(where)}"
+    total = con.execute(f"SELECT count(*) FROM ({base})", params).fetchall()[0][0]
+    page = f" LIMIT {int(limit)} OFFSET {int(offset)}" if limit is not None else ""
+    rows = _rows(con, f"SELECT {', '.join(fields)} FROM ({base}) ORDER BY {ORDERS[kind]}{page}",
+                 params)
+    return rows, total
+
+
+def rfm_summary(con, as_of: dt.date | None = None) -> list[dict[str, Any]]:
+    """Customers, revenue and average scores per RFM segment (every segment, even empty)."""
+    params = parameters(as_of)
+    found = {r["segment"]: r for r in _rows(con, f"""
+        SELECT rfm_segment AS segment, count(*) AS customers, sum(revenue) AS revenue,
+               round(avg(recency_days), 2) AS average_recency_days,
+               round(avg(orders), 2) AS average_orders
+        FROM ({customer_metrics_sql()}) WHERE orders IS NOT NULL GROUP BY rfm_segment""",
+                                           params)}
+    return [found.get(name, {"segment": name, "customers": 0, "revenue": 0.0,
+                             "average_recency_days": None, "average_orders": None})
+            for name in SEGMENT_NAMES]
+
+
+def channel_mix(con, customer_id: str, as_of: dt.date | None = None) -> dict[str, int]:
+    rows = con.execute("SELECT channel, count(*) FROM fact_interaction WHERE customer_id = ? "
+                       "AND date_key <= ? GROUP BY channel ORDER BY channel",
+                       [str(customer_id), as_of or today()]).fetchall()
+    return dict(rows)
+
+
+def cohorts(con, as_of: dt.date | None = None) -> list[dict[str, Any]]:
+    """Monthly acquisition cohorts (month of first purchase) x months since: the retention matrix.
+
+    ``active[k]`` is the number of the cohort's customers who bought in the k-th month after
+    their first (``active[0]`` is the cohort's size); ``retention[k] = active[k] / size``.
+    """
+    as_of = as_of or today()
+    rows = con.execute("""
+        WITH purchases AS (
+            SELECT customer_id, date_trunc('month', date_key) AS month FROM fact_transaction
+            WHERE date_key <= $as_of AND customer_id IN (SELECT customer_id FROM dim_customer)),
+        firsts AS (SELECT customer_id, min(month) AS cohort FROM purchases GROUP BY 1)
+        SELECT f.cohort, date_diff('month', f.cohort, p.month) AS month_offset,
+               count(DISTINCT p.customer_id) AS customers
+        FROM purchases p JOIN firsts f USING (customer_id)
+        GROUP BY 1, 2 ORDER BY 1, 2""", {"as_of": as_of}).fetchall()
+    last_month = dt.date(as_of.year, as_of.month, 1)
+    matrix: dict[dt.date, dict[int, int]] = {}
+    for cohort, offset, customers in rows:
+        matrix.setdefault(cohort, {})[offset] = customers
+    result = []
+    for cohort, counts in matrix.items():
+        span = (last_month.year - cohort.year) * 12 + last_month.month - cohort.month
+        active = [counts.get(k, 0) for k in range(span + 1)]
+        size = active[0]
+        result.append({"cohort": cohort.strftime("%Y-%m"), "size": size, "active": active,
+                       "retention": [round(n / size, 4) for n in active]})
+    return result
+
+
+BASKETS = {"customer": "customer_id", "order": "order_id"}
+
+
+def associations(con, as_of: dt.date | None = None, basket: str = "customer",
+                 min_support: float = 0.0, min_confidence: float = 0.0,
+                 product_id: str | None = None, limit: int = 100) -> dict[str, Any]:
+    """Rules X -> Y between products bought in the same basket, with support, confidence, lift.
+
+    ``basket`` is ``customer`` (everything a customer bought: "customers who bought X also
+    bought Y") or ``order``. support = n(X and Y) / N, confidence = n(X and Y) / n(X),
+    lift = confidence / (n(Y) / N), N the number of baskets.
+    """
+    if basket not in BASKETS:
+        raise ValidationError({"basket": [f"use one of {', '.join(BASKETS)}"]},
+                              message="Invalid query.")
+    key = BASKETS[basket]
+    params: dict[str, Any] = {"as_of": as_of or today(), "min_support": min_support,
+                              "min_confidence": min_confidence}
+    only = ""
+    if product_id:
+        only = "AND x = $product_id"
+        params["product_id"] = product_id
+    sql = f"""
+        WITH baskets AS (
+            SELECT DISTINCT CAST({key} AS VARCHAR) AS basket, product_id FROM fact_transaction
+            WHERE date_key <= $as_of AND customer_id IN (SELECT customer_id FROM dim_customer)),
+        n AS (SELECT count(DISTINCT basket) AS n FROM baskets),
+        items AS (SELECT product_id, count(*) AS baskets FROM baskets GROUP BY 1),
+        pairs AS (
+            SELECT a.product_id AS x, b.product_id AS y, count(*) AS both_count
+            FROM baskets a JOIN baskets b ON a.basket = b.basket AND a.product_id <> b.product_id
+            GROUP BY 1, 2)
+        SELECT x AS antecedent, y AS consequent, both_count AS baskets,
+               round(both_count / n.n, 6) AS support,
+               round(both_count / ix.baskets, 6) AS confidence,
+               round((both_count / ix.baskets) / (iy.baskets / n.n), 6) AS lift
+        FROM pairs, n, items ix, items iy
+        WHERE ix.product_id = x AND iy.product_id = y
+          AND both_count / n.n >= $min_support AND both_count / ix.baskets >= $min_confidence
+          {only}
+        ORDER BY lift DESC, confidence DESC, antecedent, consequent
+        LIMIT {int(limit)}"""
+    total = con.execute("SELECT count(DISTINCT CAST(" + key + " AS VARCHAR)) FROM fact_transaction "
+                        "WHERE date_key <= $as_of AND customer_id IN "
+                        "(SELECT customer_id FROM dim_customer)",
+                        {"as_of": params["as_of"]}).fetchall()[0][0]
+    return {"basket": basket, "baskets": total, "rules": _rows(con, sql, params)}
+
+
+def next_best_offers(con, customer_id: str, as_of: dt.date | None = None, limit: int = 3
+                     ) -> list[dict[str, Any]]:
+    """Products the customer has not bought, ranked by the best lift of a rule from theirs."""
+    rules = associations(con, as_of, "customer", limit=100_000)["rules"]
+    owned = {r[0] for r in con.execute(
+        "SELECT DISTINCT product_id FROM fact_transaction WHERE customer_id = ? AND date_key <= ?",
+        [str(customer_id), as_of or today()]).fetchall()}
+    best: dict[str, dict[str, Any]] = {}
+    for rule in rules:
+        if rule["antecedent"] in owned and rule["consequent"] not in owned:
+            current = best.get(rule["consequent"])
+            if current is None or (rule["lift"], rule["confidence"]) > (current["lift"],
+                                                                         current["confidence"]):
+                best[rule["consequent"]] = {"product_id": rule["consequent"],
+                                            "because_of": rule["antecedent"],
+                                            "lift": rule["lift"],
+                                            "confidence": rule["confidence"]}
+    ranked = sorted(best.values(), key=lambda o: (-o["lift"], -o["confidence"], o["product_id"]))
+    return ranked[:limit]
+
+
+def trends(con, as_of: dt.date | None = None, months: int = 12) -> list[dict[str, Any]]:
+    """Per calendar month, the ``months`` months up to ``as_of``'s: orders, revenue, buying
+    customers, and interactions by channel (months without activity show zeros)."""
+    as_of = as_of or today()
+    last = dt.date(as_of.year, as_of.month, 1)
+    index = last.year * 12 + last.month - 1 - (months - 1)
+    first = dt.date(index // 12, index % 12 + 1, 1)
+    sales = {m: (o, float(r), c) for m, o, r, c in con.execute("""
+        SELECT CAST(date_trunc('month', date_key) AS DATE), count(DISTINCT order_id),
+               sum(amount), count(DISTINCT customer_id)
+        FROM fact_transaction
+        WHERE date_key BETWEEN ? AND ? AND customer_id IN (SELECT customer_id FROM dim_customer)
+        GROUP BY 1""", [first, as_of]).fetchall()}
+    touches: dict[dt.date, dict[str, int]] = {}
+    for month, channel, n in con.execute("""
+        SELECT CAST(date_trunc('month', date_key) AS DATE), channel, count(*)
+        FROM fact_interaction WHERE date_key BETWEEN ? AND ?
+          AND customer_id IN (SELECT customer_id FROM dim_customer)
+        GROUP BY 1, 2 ORDER BY 1, 2""", [first, as_of]).fetchall():
+        touches.setdefault(month, {})[channel] = n
+    result = []
+    for i in range(months):
+        month = dt.date((index + i) // 12, (index + i) % 12 + 1, 1)
+        orders, revenue, buyers = sales.get(month, (0, 0.0, 0))
+        result.append({"month": month.strftime("%Y-%m"), "orders": orders,
+                       "revenue": round(revenue, 2), "customers": buyers,
+                       "interactions": touches.get(month, {})})
+    return result

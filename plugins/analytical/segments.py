@@ -1,0 +1,181 @@
+"""Saved segments: rule-based definitions over the warehouse's per-customer analytics,
+evaluated to the ids of the customers who meet every rule (what campaigns will target)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from clientela.core import access
+from clientela.core.access import Principal
+from clientela.core.db import db
+from clientela.core.errors import Conflict, NotFound, ValidationError
+from clientela.plugins.analytical import metrics, warehouse
+from clientela.plugins.analytical.models import AnalyticalSegment
+
+#: field -> kind; ``attribute:<name>`` reads an imported customer attribute (as text)
+FIELDS = {
+    "rfm_segment": "text", "rfm_score": "text", "churn_risk": "text", "stage": "text",
+    "r_score": "number", "f_score": "number", "m_score": "number", "recency_days": "number",
+    "orders": "number", "revenue": "number", "average_order_value": "number",
+    "clv": "number", "churn_ratio": "number", "interactions": "number",
+    "tenure_days": "number", "churned": "boolean",
+}
+OPERATORS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=",
+             "in": "IN", "present": "IS NOT NULL", "absent": "IS NULL"}
+
+
+def _rule_errors(rules: Any) -> list[str]:
+    if not isinstance(rules, list) or not rules:
+        return ["give a non-empty list of rules"]
+    errors = []
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, dict) or set(rule) - {"field", "op", "value"}:
+            errors.append(f"rule {i}: use {{'field', 'op', 'value'}}")
+            continue
+        field, op, value = rule.get("field"), rule.get("op"), rule.get("value")
+        attribute = isinstance(field, str) and field.startswith("attribute:") and len(field) > 10
+        if field not in FIELDS and not attribute:
+            errors.append(f"rule {i}: unknown field {field!r}; use {', '.join(FIELDS)} "
+                          "or attribute:<name>")
+            continue
+        if op not in OPERATORS:
+            errors.append(f"rule {i}: unknown op {op!r}; use {', '.join(OPERATORS)}")
+            continue
+        kind = "text" if attribute else FIELDS[field]
+        if op in ("present", "absent"):
+            continue
+        values = value if op == "in" else [value]
+        if op == "in" and (not isinstance(value, list) or not value):
+            errors.append(f"rule {i}: 'in' needs a non-empty list")
+            continue
+        for v in values:
+            if kind == "number" and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                errors.append(f"rule {i}: {field} compares with numbers")
+                break
+            if kind == "boolean" and (not isinstance(v, bool) or op not in ("eq", "ne")):
+                errors.append(f"rule {i}: {field} is true or false (eq, ne)")
+                break
+            if kind == "text" and not isinstance(v, str):
+                errors.append(f"rule {i}: {field} compares with text")
+                break
+        if field == "rfm_segment":
+            unknown = [v for v in values if v not in metrics.SEGMENT_NAMES]
+            if unknown:
+                errors.append(f"rule {i}: unknown RFM segment {unknown[0]!r}; use "
+                              f"{', '.join(metrics.SEGMENT_NAMES)}")
+        if field == "churn_risk" and any(v not in metrics.CHURN_RISKS for v in values):
+            errors.append(f"rule {i}: churn_risk is one of {', '.join(metrics.CHURN_RISKS)}")
+    return errors
+
+
+def _check(data: dict[str, Any]) -> None:
+    if "rules" in data:
+        errors = _rule_errors(data["rules"])
+        if errors:
+            raise ValidationError({"rules": errors})
+
+
+def list_segments(principal: Principal) -> list[AnalyticalSegment]:
+    access.require(principal, "analytics:read")
+    return list(db.session.execute(
+        db.select(AnalyticalSegment).order_by(AnalyticalSegment.name)).scalars())
+
+
+def get_segment(segment_id: uuid.UUID, principal: Principal) -> AnalyticalSegment:
+    access.require(principal, "analytics:read")
+    segment = db.session.execute(
+        db.select(AnalyticalSegment).where(AnalyticalSegment.id == segment_id)
+    ).scalar_one_or_none()
+    if segment is None:
+        raise NotFound("segment not found")
+    return segment
+
+
+def _unique_name(name: str, self_id: uuid.UUID | None = None) -> None:
+    clash = db.session.execute(db.select(AnalyticalSegment.id).where(
+        AnalyticalSegment.name == name)).scalar_one_or_none()
+    if clash is not None and clash != self_id:
+        raise Conflict(f"a segment named {name!r} exists")
+
+
+def create_segment(data: dict[str, Any], principal: Principal) -> AnalyticalSegment:
+    access.require(principal, "segments:write")
+    _check({"rules": data.get("rules")})
+    _unique_name(data["name"])
+    segment = AnalyticalSegment(name=data["name"], description=data.get("description", ""),
+                                rules=data["rules"])
+    db.session.add(segment)
+    db.session.flush()
+    return segment
+
+
+def update_segment(segment_id: uuid.UUID, data: dict[str, Any], principal: Principal
+                   ) -> AnalyticalSegment:
+    segment = get_segment(segment_id, principal)
+    access.require(principal, "segments:write")
+    _check(data)
+    if "name" in data:
+        _unique_name(data["name"], segment.id)
+    for key in ("name", "description", "rules"):
+        if key in data:
+            setattr(segment, key, data[key])
+    db.session.flush()
+    return segment
+
+
+def delete_segment(segment_id: uuid.UUID, principal: Principal) -> None:
+    segment = get_segment(segment_id, principal)
+    access.require(principal, "segments:write")
+    db.session.delete(segment)
+    db.session.flush()
+
+
+def _condition(rule: dict[str, Any], params: dict[str, Any], index: int) -> str:
+    field, op, value = rule["field"], rule["op"], rule.get("value")
+    if field.startswith("attribute:"):
+        params[f"attr{index}"] = field.split(":", 1)[1]
+        column = (f"(SELECT a.value FROM dim_customer_attribute a WHERE a.customer_id = "
+                  f"m.customer_id AND a.name = $attr{index})")
+    else:
+        column = f"m.{field}"  # a key of FIELDS: never caller text
+    if op in ("present", "absent"):
+        return f"{column} {OPERATORS[op]}"
+    if op == "in":
+        params[f"v{index}"] = list(value)
+        return f"list_contains($v{index}, {column})"
+    params[f"v{index}"] = value
+    return f"{column} {OPERATORS[op]} $v{index}"
+
+
+def evaluate(rules: list[dict[str, Any]], as_of: dt.date | None = None) -> list[uuid.UUID]:
+    """The ids of the customers meeting every rule, as of ``as_of`` (ordered by id)."""
+    errors = _rule_errors(rules)
+    if errors:
+        raise ValidationError({"rules": errors})
+    params = metrics.parameters(as_of)
+    conditions = [_condition(rule, params, i) for i, rule in enumerate(rules)]
+    sql = (f"SELECT m.customer_id FROM ({metrics.customer_metrics_sql()}) m "
+           f"WHERE {' AND '.join(conditions)} ORDER BY m.customer_id")
+    with warehouse.connect() as con:
+        return [row[0] for row in con.execute(sql, params).fetchall()]
+
+
+def member_ids(segment_id: uuid.UUID, as_of: dt.date | None = None) -> list[uuid.UUID]:
+    """The ids of a segment's members, for system callers (a campaign's job) in the tenant."""
+    segment = db.session.execute(
+        db.select(AnalyticalSegment).where(AnalyticalSegment.id == segment_id)
+    ).scalar_one_or_none()
+    if segment is None:
+        raise NotFound("segment not found")
+    return evaluate(segment.rules, as_of)
+
+
+def members(segment_id: uuid.UUID, principal: Principal, as_of: dt.date | None = None
+            ) -> dict[str, Any]:
+    """A segment's members now (or as of a date): what a campaign sends to."""
+    segment = get_segment(segment_id, principal)
+    ids = evaluate(segment.rules, as_of)
+    return {"segment_id": segment.id, "name": segment.name,
+            "as_of": as_of or metrics.today(), "count": len(ids), "customer_ids": ids}

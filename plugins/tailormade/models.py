@@ -1,0 +1,104 @@
+"""The tailor-made plugin's tables: custom field definitions, webhook subscriptions, deliveries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from clientela.core.db import JSONType
+from clientela.core.models import Entity, tenant_fk
+
+FIELD_TYPES = ("text", "long_text", "integer", "decimal", "boolean", "date", "datetime",
+               "single_choice", "multiple_choice", "email", "url", "phone", "reference")
+DELIVERY_STATUSES = ("pending", "retrying", "succeeded", "failed")
+SECRET = {"secret": True}  # never in the audit trail nor in event values
+
+
+class CustomField(Entity):
+    """A tenant-defined field of an entity type; its values live in ``attributes[key]``."""
+
+    __tablename__ = "tailormade_custom_fields"
+
+    entity_type: Mapped[str] = mapped_column(sa.String(63))
+    key: Mapped[str] = mapped_column(sa.String(63))
+    label: Mapped[str] = mapped_column(sa.String(200), default="")
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    type: Mapped[str] = mapped_column(sa.String(20))
+    required: Mapped[bool] = mapped_column(default=False)
+    is_unique: Mapped[bool] = mapped_column(default=False)
+    default_value: Mapped[Any | None] = mapped_column(JSONType)
+    #: the allowed values of a single or multiple choice field
+    choices: Mapped[list] = mapped_column(default=list)
+    #: bounds: of the value (numbers, dates), its length (texts) or the number chosen
+    min_value: Mapped[Any | None] = mapped_column(JSONType)
+    max_value: Mapped[Any | None] = mapped_column(JSONType)
+    pattern: Mapped[str | None] = mapped_column(sa.String(500))
+    #: the entity type a reference field points to
+    target: Mapped[str | None] = mapped_column(sa.String(63))
+    position: Mapped[int] = mapped_column(default=0)
+
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "entity_type", "key"),
+        sa.CheckConstraint(f"type IN {FIELD_TYPES}", name="type"),
+    )
+
+
+class Webhook(Entity):
+    """A subscription of a URL to entity events, signed with a shared secret."""
+
+    __tablename__ = "tailormade_webhooks"
+
+    url: Mapped[str] = mapped_column(sa.String(2000))
+    #: patterns such as ``customers.insert``, ``customers.*``, ``*.delete``, ``*``
+    events: Mapped[list] = mapped_column(default=list)
+    secret: Mapped[str] = mapped_column(sa.String(200), info=SECRET)
+    description: Mapped[str] = mapped_column(sa.String(300), default="")
+    active: Mapped[bool] = mapped_column(default=True)
+    #: deliveries in a row that failed for good; reset by a success or by re-enabling
+    consecutive_failures: Mapped[int] = mapped_column(default=0)
+    #: why the plugin switched the webhook off, if it did
+    disabled_reason: Mapped[str | None] = mapped_column(sa.String(300))
+
+
+class WebhookDelivery(Entity):
+    """One event sent (or being sent) to one webhook: payload, attempts, last response.
+
+    Written with statements, not the ORM, so that delivery bookkeeping does not fill the
+    audit trail (as for jobs).
+    """
+
+    __tablename__ = "tailormade_webhook_deliveries"
+
+    webhook_id: Mapped[uuid.UUID]
+    event: Mapped[str] = mapped_column(sa.String(100))
+    entity_type: Mapped[str] = mapped_column(sa.String(63))
+    entity_id: Mapped[uuid.UUID | None]
+    #: the customer the payload is about (the entity, or the customer it belongs to):
+    #: what erasure redacts
+    customer_id: Mapped[uuid.UUID | None]
+    payload: Mapped[dict] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(sa.String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    job_id: Mapped[uuid.UUID | None]
+    response_status: Mapped[int | None]
+    response_body: Mapped[str | None] = mapped_column(sa.Text)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    duration_ms: Mapped[int | None]
+    last_attempt_at: Mapped[dt.datetime | None]
+    delivered_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (
+        tenant_fk("webhook_id", "tailormade_webhooks", ondelete="CASCADE"),
+        sa.CheckConstraint(f"status IN {DELIVERY_STATUSES}", name="status"),
+        sa.Index("ix_tailormade_webhook_deliveries_tenant_webhook", "tenant_id", "webhook_id",
+                 "created_at"),
+        sa.Index("ix_tailormade_webhook_deliveries_tenant_customer", "tenant_id",
+                 "customer_id"),
+    )
+
+
+MODELS = (CustomField, Webhook, WebhookDelivery)

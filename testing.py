@@ -1,0 +1,228 @@
+"""``clientela.testing``: a pytest plugin with fixtures for plugin authors.
+
+Installed with Clientela and registered under ``pytest11``, so a plugin's own tests get:
+
+- ``clientela_app``: the application with every installed plugin enabled (yours too), its
+  database built by the real migrations, once per session, on SQLite and — when a server
+  is reachable — on PostgreSQL (the tests run on both);
+- ``clientela_tenant``: a fresh tenant, set as the current one for the test;
+- ``clientela_admin``: an admin user of that tenant with an API token (``.headers``);
+- ``clientela_client``: a Flask test client;
+- ``assert_tenant_isolated(app, path, make_record)``: proves that a record of one tenant
+  answers 404, for every method of the route, to another tenant's admin.
+
+PostgreSQL is found at ``CLIENTELA_TEST_PG`` (default: ``postgresql+psycopg://postgres@
+127.0.0.1:5432/postgres``); each session creates its own databases and drops them. When no
+server answers the PostgreSQL half is skipped, except under ``CI=true``, where that fails.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import uuid
+from collections.abc import Callable
+
+import pytest
+import sqlalchemy as sa
+
+PG_SERVER_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def pg_server() -> str:
+    return os.environ.get("CLIENTELA_TEST_PG", PG_SERVER_DEFAULT)
+
+
+def postgresql_problem() -> str | None:
+    """Why PostgreSQL cannot be used for tests, or ``None`` when it can."""
+    try:
+        engine = sa.create_engine(pg_server(), connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        engine.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means unreachable
+        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def require_postgresql() -> None:
+    """Skip the test when PostgreSQL is unreachable, or fail under ``CI=true``."""
+    problem = postgresql_problem()
+    if problem is None:
+        return
+    message = f"PostgreSQL unreachable at {pg_server()}: {problem}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message + " (CI requires it)", pytrace=False)
+    pytest.skip(message)
+
+
+class PostgresDatabases:
+    """Creates uniquely named databases on the test server and drops them at the end."""
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+
+    def create(self, label: str = "t") -> str:
+        require_postgresql()
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        name = f"clientela_{label}_{worker}_{uuid.uuid4().hex[:10]}"
+        engine = sa.create_engine(pg_server(), isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        engine.dispose()
+        self.created.append(name)
+        return sa.engine.make_url(pg_server()).set(database=name).render_as_string(
+            hide_password=False
+        )
+
+    def drop_all(self) -> None:
+        if not self.created:
+            return
+        engine = sa.create_engine(pg_server(), isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            for name in self.created:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        engine.dispose()
+        self.created.clear()
+
+
+def build_app(database_url: str, home: str, **config):
+    """An on-premise app on ``database_url``, migrated to the current schema."""
+    from clientela.core import migrations
+    from clientela.core.app import create_app
+
+    app = create_app("onprem", DATABASE_URL=database_url, HOME=home,
+                     SECRET_KEY="test-secret", **config)
+    app.config["TESTING"] = True
+    with app.app_context():
+        migrations.upgrade(app)
+    return app
+
+
+@dataclasses.dataclass
+class Admin:
+    """An admin user of a tenant with an API token."""
+
+    tenant: object
+    user: object
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def make_admin(tenant, email: str | None = None) -> Admin:
+    from clientela.core import services, tenancy
+    from clientela.core.db import db
+
+    with tenancy.tenant_context(tenant.id):
+        user = services.create_user(email or f"admin@{tenant.slug}.example", roles=["admin"])
+        _, token = services.create_token(user, name="test")
+        db.session.commit()
+    return Admin(tenant=tenant, user=user, token=token)
+
+
+def new_tenant(prefix: str = "t"):
+    from clientela.core import services
+
+    return services.create_tenant(f"{prefix}-{uuid.uuid4().hex[:12]}")
+
+
+def assert_tenant_isolated(app, path: str, make_record: Callable[[Admin], str],
+                           methods=("GET", "PATCH", "PUT", "DELETE", "POST"), body=None) -> None:
+    """Assert that another tenant's admin gets 404 for ``path`` on a record of this tenant.
+
+    :param path: the route with ``{id}`` where the record's id goes.
+    :param make_record: called with the owning tenant's ``Admin``; returns the record id.
+    :param methods: the methods to try; those the route does not have are skipped (405).
+    """
+    with app.app_context():
+        owner, intruder = make_admin(new_tenant("own")), make_admin(new_tenant("other"))
+        record_id = make_record(owner)
+        client = app.test_client()
+        tried = 0
+        for method in methods:
+            response = client.open(path.format(id=record_id), method=method,
+                                   headers=intruder.headers,
+                                   json=body if method in ("POST", "PATCH", "PUT") else None)
+            if response.status_code == 405:
+                continue
+            tried += 1
+            assert response.status_code == 404, (
+                f"{method} {path} answered {response.status_code} to another tenant"
+            )
+        assert tried, f"no method of {path} could be tried"
+        owner_view = client.get(path.format(id=record_id), headers=owner.headers)
+        assert owner_view.status_code != 404 or "GET" not in methods, (
+            f"the owning tenant cannot see its own record at {path}"
+        )
+
+
+# --- the pytest plugin -----------------------------------------------------------
+
+
+def pytest_addoption(parser):
+    parser.addini("clientela_backends", "database backends to test on "
+                  "(default: sqlite postgresql)", type="args", default=["sqlite", "postgresql"])
+
+
+@pytest.fixture(scope="session")
+def clientela_pg_databases():
+    dbs = PostgresDatabases()
+    yield dbs
+    dbs.drop_all()
+
+
+def pytest_generate_tests(metafunc):
+    if "clientela_backend" in metafunc.fixturenames:
+        backends = metafunc.config.getini("clientela_backends")
+        metafunc.parametrize("clientela_backend", backends, scope="session", indirect=True)
+
+
+@pytest.fixture(scope="session")
+def clientela_backend(request) -> str:
+    if request.param == "postgresql":
+        require_postgresql()
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def clientela_app(clientela_backend, tmp_path_factory, clientela_pg_databases):
+    """The application, with its database migrated, once per session and backend."""
+    from clientela.core.db import db
+
+    home = tmp_path_factory.mktemp(f"clientela-{clientela_backend}")
+    if clientela_backend == "sqlite":
+        url = f"sqlite:///{home / 'clientela.db'}"
+    else:
+        url = clientela_pg_databases.create("plugin")
+    app = build_app(url, str(home))
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def clientela_tenant(clientela_app):
+    """A fresh tenant, current for the test (inside an app context)."""
+    from clientela.core import tenancy
+    from clientela.core.db import db
+
+    with clientela_app.app_context():
+        tenant = new_tenant()
+        with tenancy.tenant_context(tenant.id):
+            yield tenant
+        db.session.rollback()
+        db.session.remove()
+
+
+@pytest.fixture
+def clientela_admin(clientela_tenant) -> Admin:
+    """An admin of ``clientela_tenant`` with an API token."""
+    return make_admin(clientela_tenant)
+
+
+@pytest.fixture
+def clientela_client(clientela_app):
+    return clientela_app.test_client()

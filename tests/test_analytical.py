@@ -1,0 +1,705 @@
+"""The analytical plugin: warehouse refresh, imports, every metric on hand-computed data,
+segments, the profile and data-subject hooks, and tenant isolation — SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import uuid
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from clientela.core import customers, services, tenancy
+from clientela.core.db import db
+from clientela.core.errors import ValidationError
+from clientela.plugins.analytical import imports, metrics, segments, warehouse
+
+AS_OF = dt.date(2026, 6, 30)
+UTC = dt.timezone.utc
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def customer(**data):
+    data.setdefault("first_name", data.get("external_id", "Someone"))
+    return services.create_customer(data)
+
+
+def write_csv(path, header, rows):
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return str(path)
+
+
+LINE_MAPPING = {"Order": "order_id", "Date": "ordered_at", "Customer": "customer_external_id",
+                "SKU": "product_id", "Total": "amount"}
+
+
+def import_lines(tmp_path, lines, name="lines.csv"):
+    """``lines``: (order id, date, customer external id, product, amount)."""
+    path = write_csv(tmp_path / name, ["Order", "Date", "Customer", "SKU", "Total"],
+                     [(o, d.isoformat(), c, p, a) for o, d, c, p, a in lines])
+    report = imports.import_transactions(path, columns=LINE_MAPPING)
+    assert report.rejected == 0, report.rejections
+    return report
+
+
+# The RFM data set, computed by hand in docs/plugins/analytical.md ("A worked example"):
+# customer -> (days since last purchase, orders, amount per order, days between orders)
+RFM_DATA = {
+    "A": (2, 8, 50, 10),
+    "B": (5, 6, 100, 30),
+    "C": (10, 1, 1000, None),
+    "D": (20, 4, 25, 5),
+    "E": (40, 2, 150, 30),
+    "F": (60, 3, 100, 25),
+    "G": (100, 7, 10, 20),
+    "H": (200, 1, 20, None),
+    "I": (300, 2, 250, 100),
+    "J": (400, 1, 80, None),
+}
+EXPECTED_RFM = {  # r, f, m, segment
+    "A": (5, 5, 4, "Champions"),
+    "B": (5, 4, 5, "Champions"),
+    "C": (4, 1, 5, "Promising"),
+    "D": (4, 4, 2, "Loyal"),
+    "E": (3, 2, 3, "About to sleep"),
+    "F": (3, 3, 3, "Need attention"),
+    "G": (2, 5, 1, "Can't lose them"),
+    "H": (2, 1, 1, "Hibernating"),
+    "I": (1, 2, 4, "Hibernating"),
+    "J": (1, 1, 2, "Hibernating"),
+}
+
+
+def load_rfm_data(tmp_path) -> dict[str, uuid.UUID]:
+    ids = {key: customer(external_id=key).id for key in RFM_DATA}
+    db.session.commit()
+    lines = []
+    for key, (recency, orders, amount, gap) in RFM_DATA.items():
+        for n in range(orders):
+            day = AS_OF - dt.timedelta(days=recency + n * (gap or 0))
+            lines.append((f"{key}{n}", day, key, f"P-{key}", amount))
+    # a purchase after the as-of day counts for nothing
+    lines.append(("A-late", AS_OF + dt.timedelta(days=3), "A", "P-A", 9999))
+    import_lines(tmp_path, lines)
+    return ids
+
+
+# --- the warehouse and its refresh -------------------------------------------------------
+
+
+def test_each_tenant_has_its_own_warehouse_file(app_ctx, make_tenant):
+    first, second = make_tenant("a"), make_tenant("b")
+    for t in (first, second):
+        with tenancy.tenant_context(t.id):
+            customer(first_name=f"Only in {t.slug}")
+            db.session.commit()
+            warehouse.refresh()
+    paths = {t.id: warehouse.warehouse_path(t.id) for t in (first, second)}
+    assert paths[first.id] != paths[second.id]
+    for t in (first, second):
+        assert paths[t.id] == os.path.join(app_ctx.config["HOME"], "tenants", str(t.id),
+                                           "warehouse.duckdb")
+        con = duckdb.connect(paths[t.id], read_only=True)
+        names = [r[0] for r in con.execute("SELECT display_name FROM dim_customer").fetchall()]
+        con.close()
+        assert names == [f"Only in {t.slug}"]
+    with tenancy.tenant_context(first.id):
+        tables = set(warehouse.status()["tables"])
+    assert {"dim_customer", "dim_date", "dim_channel", "dim_product", "fact_interaction",
+            "fact_transaction", "dim_customer_attribute"} <= tables
+
+
+def test_second_refresh_loads_only_what_changed(tenant):
+    people = [customer(first_name=f"P{i}") for i in range(3)]
+    when = dt.datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
+    for person in people[:2]:
+        services.record_interaction(person.id, "phone", occurred_at=when)
+    db.session.commit()
+
+    first = warehouse.refresh()
+    assert first.loaded == {"dim_customer": 3, "fact_interaction": 2}
+
+    assert warehouse.refresh().loaded == {"dim_customer": 0, "fact_interaction": 0}
+
+    customers.update(people[0].id, {"stage": "customer"}, _admin_principal())
+    services.record_interaction(people[2].id, "email", occurred_at=when)
+    db.session.commit()
+    third = warehouse.refresh()
+    assert third.loaded == {"dim_customer": 1, "fact_interaction": 1}
+
+    with warehouse.connect() as con:
+        assert con.execute("SELECT count(*), count(DISTINCT customer_id) FROM dim_customer"
+                           ).fetchall()[0] == (3, 3)
+        assert con.execute("SELECT stage FROM dim_customer WHERE customer_id = ?",
+                           [str(people[0].id)]).fetchall()[0] == ("customer",)
+        assert con.execute("SELECT count(*) FROM fact_interaction").fetchall()[0] == (3,)
+        assert con.execute("SELECT * FROM dim_channel ORDER BY 1").fetchall() == [
+            ("email",), ("phone",)]
+        assert con.execute("SELECT min(date_key), max(date_key), count(*) FROM dim_date"
+                           ).fetchall()[0] == (dt.date(2026, 5, 4), dt.date(2026, 5, 4), 1)
+
+
+def _admin_principal():
+    from clientela.core import access
+
+    user = services.create_user(f"admin-{uuid.uuid4().hex[:6]}@example.com", roles=["admin"])
+    return access.principal_for(user, "cli")
+
+
+def test_deleted_and_merged_customers_leave_the_dimension(tenant, tmp_path):
+    admin = _admin_principal()
+    keep = customer(external_id="K", email="keep@example.com")
+    merged = customer(external_id="M")
+    gone = customer(external_id="G")
+    for person in (keep, merged, gone):
+        services.record_interaction(person.id, "visit",
+                                    occurred_at=dt.datetime(2026, 1, 1, tzinfo=UTC))
+    db.session.commit()
+    import_lines(tmp_path, [("o1", dt.date(2026, 1, 2), "M", "X", 10),
+                            ("o2", dt.date(2026, 1, 3), "G", "X", 20),
+                            ("o3", dt.date(2026, 1, 4), "K", "X", 30)])
+
+    extra = services.record_interaction(keep.id, "visit",
+                                        occurred_at=dt.datetime(2026, 1, 5, tzinfo=UTC))
+    db.session.commit()
+    warehouse.refresh()
+
+    customers.merge(keep.id, merged.id, admin)
+    customers.delete(gone.id, admin)
+    db.session.delete(extra)
+    db.session.commit()
+    report = warehouse.refresh()
+    assert (report.merged_customers, report.deleted_customers) == (1, 1)
+    with warehouse.connect() as con:
+        assert con.execute("SELECT customer_id FROM dim_customer").fetchall() == [(keep.id,)]
+        # the merged customer's facts follow it to the survivor; the deleted one's go, and
+        # so does a deleted interaction
+        assert con.execute("SELECT customer_id, count(*) FROM fact_interaction GROUP BY 1"
+                           ).fetchall() == [(keep.id, 2)]
+        assert con.execute("SELECT customer_id, sum(amount) FROM fact_transaction GROUP BY 1"
+                           ).fetchall() == [(keep.id, 40)]
+
+
+def test_full_refresh_rebuilds_the_same_warehouse(tenant, tmp_path):
+    load_rfm_data(tmp_path)
+    with warehouse.connect() as con:
+        before = metrics.customer_table(con, "rfm", as_of=AS_OF)[0]
+    report = warehouse.refresh(full=True)
+    assert report.loaded["dim_customer"] == 10
+    with warehouse.connect() as con:
+        assert metrics.customer_table(con, "rfm", as_of=AS_OF)[0] == before
+        assert con.execute("SELECT count(*) FROM fact_transaction").fetchall()[0] == (36,)
+
+
+def test_refresh_hands_columns_to_duckdb_not_rows(tenant, monkeypatch):
+    for i in range(5):
+        customer(first_name=f"C{i}")
+    db.session.commit()
+    batches = []
+    real = warehouse._arrow_batch
+
+    def spy(columns, rows, names):
+        table = real(columns, rows, names)
+        batches.append(table)
+        return table
+
+    monkeypatch.setattr(warehouse, "_arrow_batch", spy)
+    monkeypatch.setattr(duckdb.DuckDBPyConnection, "executemany",
+                        lambda *a, **k: pytest.fail("row-by-row load"), raising=False)
+    warehouse.refresh()
+    assert [(b.num_rows, type(b)) for b in batches if "display_name" in b.column_names] == [
+        (5, pa.Table)]
+
+
+def test_the_refresh_command_and_the_scheduled_job(app, tenant):
+    from click.testing import CliRunner
+
+    from clientela.core import jobs
+    from clientela.plugins.analytical.cli import warehouse_group
+
+    customer(first_name="Via CLI")
+    db.session.commit()
+    definition = jobs.queue_for(app).definitions["analytical.refresh_warehouse"]
+    assert definition.schedule is not None
+    job_id = jobs.enqueue("analytical.refresh_warehouse")
+    db.session.commit()
+    assert jobs.queue_for(app).run(tenant.id, job_id) == "succeeded"
+    assert warehouse.status()["tables"]["dim_customer"] == 1
+    result = CliRunner().invoke(warehouse_group, ["--help"])
+    assert result.exit_code == 0 and "refresh" in result.output
+
+
+# --- imports -------------------------------------------------------------------------------
+
+
+IMPORT_HEADER = ["Order No", "Date", "Customer", "E-mail", "SKU", "Product", "Qty", "Total",
+                 "Curr"]
+IMPORT_ROWS = [
+    ["1001", "2026-03-01", "C-1", "", "SKU1", "Tea", "2", "10.50", "EUR"],
+    ["1001", "2026-03-01", "", "BOB@Example.com", "SKU2", "Cup", "1", "4", "EUR"],
+    ["1002", "2026-03-02", "C-404", "", "SKU1", "Tea", "1", "5", "EUR"],
+    ["1003", "31/02/2026", "C-1", "", "SKU1", "Tea", "1", "5", "EUR"],
+    ["1004", "2026-03-04", "C-1", "", "SKU3", "Pot", "1", "20", "USD"],
+    ["1005", "2026-03-05", "C-1", "", "SKU3", "Pot", "1", "20", "GBP"],
+    ["1006", "2026-03-06", "C-1", "", "SKU3", "Pot", "abc", "20", "EUR"],
+    ["", "2026-03-06", "C-1", "", "SKU3", "Pot", "1", "20", "EUR"],
+]
+IMPORT_MAPPING = {"Order No": "order_id", "Date": "ordered_at", "Customer": "customer_external_id",
+                  "E-mail": "customer_email", "SKU": "product_id", "Product": "product_name",
+                  "Qty": "quantity", "Total": "amount", "Curr": "currency"}
+EXPECTED_REJECTIONS = [
+    {"row": 3, "reason": "no customer with this external id or e-mail"},
+    {"row": 4, "reason": "order date is not a date: 31/02/2026"},
+    {"row": 6, "reason": "no exchange rate for currency GBP"},
+    {"row": 7, "reason": "quantity is not a number: abc"},
+    {"row": 8, "reason": "no order id"},
+]
+
+
+@pytest.fixture
+def usd_rate(app, monkeypatch):
+    monkeypatch.setitem(app.config, "ANALYTICAL_EXCHANGE_RATES", {"USD": 0.9})
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_transaction_import_reports_every_row_and_is_idempotent(tenant, tmp_path, usd_rate, kind):
+    ann = customer(external_id="C-1", first_name="Ann")
+    bob = customer(first_name="Bob", email="bob@example.com")
+    db.session.commit()
+    if kind == "csv":
+        path = write_csv(tmp_path / "shop.csv", IMPORT_HEADER, IMPORT_ROWS)
+    else:
+        path = str(tmp_path / "shop.parquet")
+        pq.write_table(pa.table({h: [r[i] for r in IMPORT_ROWS]
+                                 for i, h in enumerate(IMPORT_HEADER)}), path)
+    imports.save_mapping("shop", "transactions", IMPORT_MAPPING)
+    db.session.commit()
+
+    report = imports.import_transactions(path, mapping="shop")
+    assert (report.rows_read, report.matched, report.rejected) == (8, 3, 5)
+    assert report.rejections == EXPECTED_REJECTIONS
+
+    again = imports.import_transactions(path, mapping="shop")
+    assert (again.rows_read, again.matched, again.rejected) == (8, 3, 5)
+    with warehouse.connect() as con:
+        rows = con.execute("""SELECT line_id, customer_id, product_id, quantity, amount,
+                                     original_amount, currency FROM fact_transaction
+                              ORDER BY line_id""").fetchall()
+        products = con.execute("SELECT * FROM dim_product ORDER BY 1").fetchall()
+        runs = con.execute("SELECT rows_read, matched, rejected FROM import_runs").fetchall()
+        stored = con.execute("SELECT row_number, reason FROM import_rejections WHERE import_id = ?"
+                             " ORDER BY 1", [report.import_id]).fetchall()
+    from decimal import Decimal
+
+    assert rows == [
+        ("import:1001:1", ann.id, "SKU1", 2.0, Decimal("10.50"), Decimal("10.50"), "EUR"),
+        ("import:1001:2", bob.id, "SKU2", 1.0, Decimal("4.00"), Decimal("4.00"), "EUR"),
+        ("import:1004:1", ann.id, "SKU3", 1.0, Decimal("18.00"), Decimal("20.00"), "USD"),
+    ]
+    assert products == [("SKU1", "Tea", None), ("SKU2", "Cup", None), ("SKU3", "Pot", None)]
+    assert runs == [(8, 3, 5), (8, 3, 5)]
+    assert stored == [(r["row"], r["reason"]) for r in EXPECTED_REJECTIONS]
+
+
+def test_an_import_needs_a_usable_mapping(tenant, tmp_path):
+    path = write_csv(tmp_path / "x.csv", ["A"], [["1"]])
+    with pytest.raises(ValidationError) as exc:
+        imports.import_transactions(path, columns={"A": "order_id"})
+    assert "map a column to ordered_at" in exc.value.errors["columns"]
+    with pytest.raises(ValidationError) as exc:
+        imports.import_transactions(path, columns={"A": "price"})
+    assert "unknown field 'price'" in exc.value.errors["columns"][0]
+    with pytest.raises(ValidationError) as exc:
+        imports.import_transactions(path, columns={"Missing": "order_id", "A": "ordered_at",
+                                                   "B": "product_id"})
+    with pytest.raises(ValidationError):
+        imports.import_transactions(str(tmp_path / "nope.csv"), columns=LINE_MAPPING)
+    with pytest.raises(ValidationError) as exc:
+        imports.save_mapping("bad", "transactions", LINE_MAPPING,
+                             {"currency": "EUR'; DROP TABLE dim_customer; --", "colour": 1})
+    assert exc.value.errors["options"] == ["currency: use a three-letter currency code",
+                                           "unknown option 'colour'; use date_format, "
+                                           "decimal_separator, currency, source, delimiter"]
+
+
+def test_attribute_import_matches_by_external_id_or_email(tenant, tmp_path):
+    ann = customer(external_id="C-1")
+    bob = customer(email="bob@example.com")
+    db.session.commit()
+    path = write_csv(tmp_path / "demo.csv", ["Id", "Mail", "Age band", "Region"], [
+        ["C-1", "", "35-44", "North"],
+        ["", "Bob@example.com", "25-34", ""],
+        ["C-9", "", "55-64", "South"],
+        ["", "", "18-24", "East"],
+    ])
+    report = imports.import_attributes(path, columns={"Id": "customer_external_id",
+                                                      "Mail": "customer_email"})
+    assert (report.rows_read, report.matched, report.rejected) == (4, 2, 2)
+    assert report.rejections == [
+        {"row": 3, "reason": "no customer with this external id or e-mail"},
+        {"row": 4, "reason": "no customer external id or e-mail"},
+    ]
+    with warehouse.connect() as con:
+        rows = con.execute("SELECT customer_id, name, value FROM dim_customer_attribute "
+                           "ORDER BY value").fetchall()
+    assert sorted(rows, key=lambda r: (str(r[0]), r[1])) == sorted([
+        (ann.id, "Age band", "35-44"), (ann.id, "Region", "North"),
+        (bob.id, "Age band", "25-34")], key=lambda r: (str(r[0]), r[1]))
+
+
+# --- metrics on hand-computed data ---------------------------------------------------------
+
+
+def test_rfm_scores_and_segments_match_the_hand_computed_table(tenant, tmp_path):
+    ids = load_rfm_data(tmp_path)
+    with warehouse.connect() as con:
+        rows, total = metrics.customer_table(con, "rfm", as_of=AS_OF)
+        summary = metrics.rfm_summary(con, AS_OF)
+    assert total == 10
+    by_key = {key: row for row in rows for key, cid in ids.items() if row["customer_id"] == cid}
+    got = {k: (r["r_score"], r["f_score"], r["m_score"], r["rfm_segment"])
+           for k, r in by_key.items()}
+    assert got == EXPECTED_RFM
+    assert by_key["A"]["recency_days"] == 2 and by_key["A"]["orders"] == 8
+    assert by_key["A"]["revenue"] == 400 and by_key["A"]["rfm_score"] == "554"
+    counts = {s["segment"]: s["customers"] for s in summary}
+    assert counts == {"Champions": 2, "Loyal": 1, "Potential loyalist": 0, "New": 0,
+                      "Promising": 1, "Need attention": 1, "About to sleep": 1,
+                      "Can't lose them": 1, "At risk": 0, "Hibernating": 3}
+
+
+def test_every_score_pair_has_exactly_one_segment():
+    for r in range(1, 6):
+        for f in range(1, 6):
+            matches = [name for name, (rl, rh), (fl, fh) in metrics.RFM_SEGMENTS
+                       if rl <= r <= rh and fl <= f <= fh]
+            assert len(matches) == 1, (r, f, matches)
+
+
+def test_lifetime_value_and_churn_risk_by_hand(tenant, tmp_path):
+    ids = load_rfm_data(tmp_path)
+    with warehouse.connect() as con:
+        clv = {r["customer_id"]: r for r in metrics.customer_table(con, "clv", as_of=AS_OF)[0]}
+        churn = {r["customer_id"]: r
+                 for r in metrics.customer_table(con, "churn", as_of=AS_OF)[0]}
+    # A: 400 over 8 orders, first purchase 72 days ago -> one year observed (the minimum)
+    a = clv[ids["A"]]
+    assert (a["average_order_value"], a["observed_years"], a["orders_per_year"], a["clv"]) == (
+        50.0, 1.0, 8.0, 1200.0)
+    # I: 500 over 400 days -> 500 * 365 / 400 = 456.25 a year, x 3 years
+    assert clv[ids["I"]]["clv"] == 1368.75
+    expected = {  # usual interval, ratio, risk, churned (factor 2)
+        "A": (10.0, 0.2, "low", False),
+        "B": (30.0, 0.1667, "low", False),
+        "C": (90.0, 0.1111, "low", False),
+        "D": (5.0, 4.0, "high", True),
+        "E": (30.0, 1.3333, "medium", False),
+        "F": (25.0, 2.4, "high", True),
+        "G": (20.0, 5.0, "high", True),
+        "H": (90.0, 2.2222, "high", True),
+        "I": (100.0, 3.0, "high", True),
+        "J": (90.0, 4.4444, "high", True),
+    }
+    got = {k: (churn[cid]["usual_interval_days"], churn[cid]["churn_ratio"],
+               churn[cid]["churn_risk"], churn[cid]["churned"]) for k, cid in ids.items()}
+    assert got == expected
+    with warehouse.connect() as con:
+        lenient = {r["customer_id"]: r["churn_risk"] for r in
+                   metrics.customer_table(con, "churn", as_of=AS_OF, factor=5)[0]}
+    assert lenient[ids["D"]] == "medium" and lenient[ids["G"]] == "medium"
+
+
+def test_cohort_retention_matrix_and_monthly_trends_by_hand(tenant, tmp_path):
+    ids = {key: customer(external_id=key).id for key in "PQRST"}
+    db.session.commit()
+    days = {"P": ["2026-01-05", "2026-02-10", "2026-04-01", "2026-05-01"],
+            "Q": ["2026-01-20", "2026-03-03"], "R": ["2026-01-25"],
+            "S": ["2026-02-14", "2026-03-01", "2026-03-20"], "T": ["2026-03-31", "2026-04-02"]}
+    import_lines(tmp_path, [(f"{k}{i}", dt.date.fromisoformat(d), k, "X", 1)
+                            for k, ds in days.items() for i, d in enumerate(ds)])
+    services.record_interaction(ids["P"], "phone",
+                                occurred_at=dt.datetime(2026, 2, 3, tzinfo=UTC))
+    services.record_interaction(ids["P"], "email",
+                                occurred_at=dt.datetime(2026, 2, 4, tzinfo=UTC))
+    services.record_interaction(ids["Q"], "email",
+                                occurred_at=dt.datetime(2026, 4, 20, tzinfo=UTC))
+    db.session.commit()
+    warehouse.refresh()
+    with warehouse.connect() as con:
+        matrix = metrics.cohorts(con, dt.date(2026, 4, 15))
+        trend = metrics.trends(con, dt.date(2026, 4, 15), months=5)
+    # the same lines by calendar month (each line one order of amount 1)
+    assert trend == [
+        {"month": "2025-12", "orders": 0, "revenue": 0.0, "customers": 0, "interactions": {}},
+        {"month": "2026-01", "orders": 3, "revenue": 3.0, "customers": 3, "interactions": {}},
+        {"month": "2026-02", "orders": 2, "revenue": 2.0, "customers": 2,
+         "interactions": {"email": 1, "phone": 1}},
+        {"month": "2026-03", "orders": 4, "revenue": 4.0, "customers": 3, "interactions": {}},
+        {"month": "2026-04", "orders": 2, "revenue": 2.0, "customers": 2, "interactions": {}},
+    ]
+    assert matrix == [
+        {"cohort": "2026-01", "size": 3, "active": [3, 1, 1, 1],
+         "retention": [1.0, 0.3333, 0.3333, 0.3333]},
+        {"cohort": "2026-02", "size": 1, "active": [1, 1, 0], "retention": [1.0, 1.0, 0.0]},
+        {"cohort": "2026-03", "size": 1, "active": [1, 1], "retention": [1.0, 1.0]},
+    ]
+
+
+def load_baskets(tmp_path):
+    ids = {key: customer(external_id=key).id for key in ("c1", "c2", "c3", "c4", "c5")}
+    db.session.commit()
+    day = dt.date(2026, 2, 1)
+    import_lines(tmp_path, [
+        ("o1", day, "c1", "A", 1), ("o1", day, "c1", "B", 1),
+        ("o2a", day, "c2", "A", 1), ("o2a", day, "c2", "B", 1), ("o2b", day, "c2", "C", 1),
+        ("o3", day, "c3", "A", 1), ("o3", day, "c3", "C", 1),
+        ("o4", day, "c4", "B", 1),
+        ("o5", day, "c5", "A", 1), ("o5", day, "c5", "B", 1),
+    ])
+    return ids
+
+
+def test_association_rules_match_hand_counted_support_confidence_and_lift(tenant, tmp_path):
+    ids = load_baskets(tmp_path)
+    with warehouse.connect() as con:
+        by_customer = metrics.associations(con, AS_OF)
+        by_order = metrics.associations(con, AS_OF, basket="order", product_id="A")
+        strict = metrics.associations(con, AS_OF, min_support=0.4, min_confidence=0.75)
+        offers = metrics.next_best_offers(con, str(ids["c4"]), AS_OF)
+    rules = [(r["antecedent"], r["consequent"], r["baskets"], r["support"], r["confidence"],
+              r["lift"]) for r in by_customer["rules"]]
+    assert by_customer["baskets"] == 5
+    assert rules == [
+        ("C", "A", 2, 0.4, 1.0, 1.25),
+        ("A", "C", 2, 0.4, 0.5, 1.25),
+        ("A", "B", 3, 0.6, 0.75, 0.9375),
+        ("B", "A", 3, 0.6, 0.75, 0.9375),
+        ("C", "B", 1, 0.2, 0.5, 0.625),
+        ("B", "C", 1, 0.2, 0.25, 0.625),
+    ]
+    assert by_order["baskets"] == 6
+    assert [(r["consequent"], r["support"], r["confidence"], r["lift"])
+            for r in by_order["rules"]] == [("B", 0.5, 0.75, 1.125),
+                                            ("C", 0.166667, 0.25, 0.75)]
+    assert [(r["antecedent"], r["consequent"]) for r in strict["rules"]] == [
+        ("C", "A"), ("A", "B"), ("B", "A")]
+    assert [(o["product_id"], o["because_of"], o["lift"]) for o in offers] == [
+        ("A", "B", 0.9375), ("C", "B", 0.625)]
+
+
+# --- HTTP: analytics, segments, the profile, data-subject rights --------------------------
+
+
+def test_analytics_through_the_api(api, tmp_path):
+    ids = load_rfm_data(tmp_path)
+    response = api.get(f"/api/v1/analytics/rfm?as_of={AS_OF}&page_size=3", role="analyst")
+    assert response.status_code == 200, response.json
+    assert [r["rfm_score"] for r in response.json] == ["554", "545", "442"]
+    assert '"total": 10' in response.headers["X-Pagination"]
+    champions = api.get(f"/api/v1/analytics/rfm?as_of={AS_OF}&segment=Champions").json
+    assert {r["customer_id"] for r in champions} == {str(ids["A"]), str(ids["B"])}
+    one = api.get(f"/api/v1/analytics/customers/{ids['D']}?as_of={AS_OF}", role="marketing").json
+    assert (one["rfm_segment"], one["orders"], one["revenue"], one["churn_risk"], one["clv"]) == (
+        "Loyal", 4, 100.0, "high", 300.0)
+    assert one["first_purchase"] == "2026-05-26" and one["last_purchase"] == "2026-06-10"
+    summary = api.get(f"/api/v1/analytics/rfm/segments?as_of={AS_OF}").json
+    assert summary["segments"][0] == {"segment": "Champions", "customers": 2, "revenue": 1000.0,
+                                      "average_recency_days": 3.5, "average_orders": 7.0}
+    for path in ("profiles", "clv", "churn", "cohorts", "associations", "warehouse", "trends"):
+        assert api.get(f"/api/v1/analytics/{path}", role="manager").status_code == 200, path
+    assert api.get("/api/v1/analytics/rfm", role="sales").status_code == 403
+    assert api.get("/api/v1/analytics/rfm?segment=Nobody").status_code == 422
+    refreshed = api.post("/api/v1/analytics/warehouse/refresh", json={}, role="analyst")
+    assert refreshed.status_code == 200 and refreshed.json["loaded"]["dim_customer"] == 0
+    assert api.post("/api/v1/analytics/warehouse/refresh", json={},
+                    role="marketing").status_code == 403
+
+
+def test_segments_are_saved_and_evaluated_to_customer_ids(api, tmp_path):
+    ids = load_rfm_data(tmp_path)
+    created = api.post("/api/v1/segments", role="marketing", json={
+        "name": "Win back", "description": "valuable but slipping",
+        "rules": [{"field": "churn_risk", "op": "eq", "value": "high"},
+                  {"field": "clv", "op": "gte", "value": 300}]})
+    assert created.status_code == 201, created.json
+    members = api.get(f"/api/v1/segments/{created.json['id']}/members?as_of={AS_OF}").json
+    # high churn risk: D F G H I J; CLV >= 300: D 300, F 900, I 1368.75 (G 210, H 60, J 219)
+    assert members["count"] == 3
+    assert set(members["customer_ids"]) == {str(ids[k]) for k in "DFI"}
+    assert segments.evaluate([{"field": "rfm_segment", "op": "in",
+                               "value": ["Champions", "Loyal"]}], AS_OF) == sorted(
+        [ids["A"], ids["B"], ids["D"]])
+
+    patched = api.patch(f"/api/v1/segments/{created.json['id']}", json={
+        "rules": [{"field": "rfm_segment", "op": "eq", "value": "Hibernating"}]})
+    assert patched.status_code == 200
+    members = api.get(f"/api/v1/segments/{created.json['id']}/members?as_of={AS_OF}").json
+    assert set(members["customer_ids"]) == {str(ids[k]) for k in "HIJ"}
+    assert [s["name"] for s in api.get("/api/v1/segments", role="analyst").json] == ["Win back"]
+    # what a campaign's job calls, without a user
+    assert segments.member_ids(uuid.UUID(created.json["id"]), AS_OF) == sorted(
+        [ids["H"], ids["I"], ids["J"]])
+
+    bad = api.post("/api/v1/segments", json={"name": "Bad", "rules": [
+        {"field": "rfm_segment", "op": "eq", "value": "Heroes"},
+        {"field": "password", "op": "eq", "value": "x"},
+        {"field": "clv", "op": "gt", "value": "a lot"}]})
+    assert bad.status_code == 422
+    assert len(bad.json["errors"]["json"]["rules"]) == 3
+    assert api.post("/api/v1/segments", json={"name": "Win back", "rules": [
+        {"field": "orders", "op": "gt", "value": 0}]}).status_code == 409
+    assert api.post("/api/v1/segments", role="sales", json={"name": "S", "rules": [
+        {"field": "orders", "op": "gt", "value": 0}]}).status_code == 403
+    assert api.delete(f"/api/v1/segments/{created.json['id']}", role="analyst").status_code == 204
+    assert api.get(f"/api/v1/segments/{created.json['id']}").status_code == 404
+
+
+def test_segments_can_use_imported_attributes(tenant, tmp_path):
+    ids = load_rfm_data(tmp_path)
+    path = write_csv(tmp_path / "demo.csv", ["Id", "Region"], [["A", "North"], ["B", "South"],
+                                                               ["J", "North"]])
+    imports.import_attributes(path, columns={"Id": "customer_external_id"})
+    assert segments.evaluate([{"field": "attribute:Region", "op": "eq", "value": "North"},
+                              {"field": "rfm_segment", "op": "eq", "value": "Champions"}],
+                             AS_OF) == [ids["A"]]
+
+
+def test_profile_export_and_erase_hooks(api, tmp_path):
+    ids = load_rfm_data(tmp_path)
+    profile = api.get(f"/api/v1/customers/{ids['A']}/profile").json
+    section = next(s for s in profile["sections"] if s["key"] == "analytics")
+    assert section["title"] == "Analytics"
+    # as of today, so the purchase after AS_OF counts
+    assert section["data"]["orders"] == 9 and section["data"]["rfm_segment"] is not None
+    # a role without analytics:read sees no analytics section
+    sales = api.get(f"/api/v1/customers/{ids['A']}/profile", role="sales").json
+    assert all(s["key"] != "analytics" for s in sales["sections"])
+
+    exported = api.get(f"/api/v1/customers/{ids['A']}/export").json
+    held = exported["plugins"]["analytical_warehouse"]
+    assert held["dim_customer"][0]["external_id"] == "A"
+    assert len(held["fact_transaction"]) == 9
+
+    path = write_csv(tmp_path / "demo.csv", ["Id", "Age"], [["A", "41"]])
+    imports.import_attributes(path, columns={"Id": "customer_external_id"})
+    erased = api.post(f"/api/v1/customers/{ids['A']}/erase")
+    assert erased.status_code == 200, erased.json
+    assert erased.json["plugins"]["analytical"] == {"customers_anonymised": 1,
+                                                    "attributes_deleted": 1}
+    with warehouse.connect() as con:
+        assert con.execute("SELECT display_name, email, external_id FROM dim_customer WHERE "
+                           "customer_id = ?", [str(ids["A"])]).fetchall()[0] == (
+            "Erased customer", None, None)
+        # amounts and dates stay for reporting
+        assert con.execute("SELECT count(*) FROM fact_transaction WHERE customer_id = ?",
+                           [str(ids["A"])]).fetchall()[0] == (9,)
+
+
+def test_another_tenant_sees_none_of_the_warehouse(api, other_api, tmp_path):
+    ids = load_rfm_data(tmp_path)
+    segment = api.post("/api/v1/segments", json={"name": "Secret", "rules": [
+        {"field": "orders", "op": "gte", "value": 1}]}).json
+    for path in (f"/api/v1/analytics/customers/{ids['A']}", f"/api/v1/segments/{segment['id']}",
+                 f"/api/v1/segments/{segment['id']}/members"):
+        assert other_api.get(path).status_code == 404, path
+    assert other_api.get(f"/api/v1/analytics/rfm?as_of={AS_OF}").json == []
+    assert other_api.get("/api/v1/segments").json == []
+    assert other_api.get(f"/api/v1/analytics/cohorts?as_of={AS_OF}").json["cohorts"] == []
+    rules = other_api.get(f"/api/v1/analytics/associations?as_of={AS_OF}").json
+    assert rules["baskets"] == 0 and rules["rules"] == []
+    with tenancy.tenant_context(other_api.tenant.id):
+        assert warehouse.warehouse_path() != warehouse.warehouse_path(api.tenant.id)
+
+
+
+# --- the command --------------------------------------------------------------------------
+
+
+def test_warehouse_commands_refresh_and_import_with_a_saved_mapping(backend, fresh_database_url,
+                                                                    tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from clientela.cli import cli
+    from clientela.core.app import create_app
+
+    home = tmp_path / "home"
+    env = {"CLIENTELA_HOME": str(home), "DATABASE_URL": fresh_database_url(backend),
+           "CLIENTELA_PROFILE": "onprem"}
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(cli, list(args), env=env, catch_exceptions=False)
+
+    assert invoke("init", "--admin-email", "a@example.com",
+                  "--admin-password", "long-enough-pw").exit_code == 0
+    app = create_app("onprem", HOME=str(home), DATABASE_URL=env["DATABASE_URL"])
+    with app.app_context():
+        tenant_id = app.extensions["clientela"].profile.tenant().id
+        with tenancy.tenant_context(tenant_id):
+            customer(external_id="C-1")
+            db.session.commit()
+        db.engine.dispose()
+
+    first = invoke("warehouse", "refresh", "--json")
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.output)["loaded"] == {"dim_customer": 1, "fact_interaction": 0}
+    assert json.loads(invoke("warehouse", "refresh", "--json").output)["loaded"] == {
+        "dim_customer": 0, "fact_interaction": 0}
+    assert os.path.exists(home / "tenants" / str(tenant_id) / "warehouse.duckdb")
+
+    path = write_csv(tmp_path / "erp.csv", ["Nr", "Datum", "Kunde", "Artikel", "Betrag"], [
+        ["1", "03.02.2026", "C-1", "X", "12,50"], ["2", "04.02.2026", "C-2", "X", "1"]])
+    maps = ["--map", "Nr=order_id", "--map", "Datum=ordered_at", "--map",
+            "Kunde=customer_external_id", "--map", "Artikel=product_id", "--map", "Betrag=amount",
+            "--option", "date_format=%d.%m.%Y", "--option", "decimal_separator=,"]
+    result = invoke("warehouse", "import-transactions", path, *maps, "--save-mapping", "erp")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0].startswith("2 rows read, 1 matched, 1 rejected")
+    assert "row 2: no customer with this external id or e-mail" in result.output
+    again = invoke("warehouse", "import-transactions", path, "--mapping", "erp", "--json")
+    assert json.loads(again.output)["matched"] == 1
+    status = json.loads(invoke("warehouse", "status").output)
+    assert status["tables"]["fact_transaction"] == 1 and status["tables"]["import_runs"] == 2
+
+    missing = invoke("warehouse", "import-transactions", str(tmp_path / "nope.csv"),
+                     "--mapping", "erp")
+    assert missing.exit_code != 0 and "no such file" in missing.output
+    unknown = invoke("warehouse", "import-transactions", path, "--mapping", "other")
+    assert unknown.exit_code != 0 and "no transactions mapping named 'other'" in unknown.output
+
+
+def test_a_warehouse_held_by_another_process_is_busy_not_a_crash(api):
+    import subprocess
+    import sys
+
+    person = api.customer(first_name="Waiting")
+    warehouse.refresh()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('holding', flush=True); time.sleep(30)", warehouse.warehouse_path()],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.raises(warehouse.WarehouseBusy):
+            with warehouse.connect(wait=0.3):
+                pass
+        profile = api.get(f"/api/v1/customers/{person['id']}/profile")
+        assert profile.status_code == 200
+        section = next(s for s in profile.json["sections"] if s["key"] == "analytics")
+        assert "being refreshed" in section["data"]["unavailable"]
+    finally:
+        holder.kill()
+        holder.wait()
+    with warehouse.connect(wait=5) as con:
+        assert con.execute("SELECT count(*) FROM dim_customer").fetchall() == [(1,)]

@@ -1,0 +1,744 @@
+"""The hosted profile on PostgreSQL: Row-Level Security under an application role that owns
+nothing, tenant lifecycle, plans and quotas, metering and rate limits (real Redis)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from sqlalchemy.engine import make_url
+
+from clientela.cli import cli
+from clientela.core import archive, services, tenancy
+from clientela.core.app import create_app
+from clientela.core.db import db
+from clientela.core.errors import Forbidden, NoTenantError, RateLimited
+from clientela.core.models import Customer, TenantUsage
+PG_SERVER = os.environ.get(
+    "CLIENTELA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("CLIENTELA_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def invoke_cli(args, env):
+    """Run ``clientela`` in-process, then close the database connections of the app it built
+    (the PostgreSQL server is shared with parallel test workers)."""
+    import clientela.core.app as app_module
+
+    made = []
+    original = app_module.create_app
+
+    def tracking(*a, **k):
+        made.append(original(*a, **k))
+        return made[-1]
+
+    app_module.create_app = tracking
+    try:
+        return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    finally:
+        app_module.create_app = original
+        for built in made:
+            with built.app_context():
+                db.engine.dispose()
+
+
+class Hosted:
+    """A hosted instance: its database, the owner and application roles, a home folder."""
+
+    def __init__(self, admin_url: str, owner: str, app_role: str, home: str):
+        self.admin_url = admin_url
+        self.owner, self.app_role = owner, app_role
+        base = make_url(admin_url)
+        self.owner_url = base.set(username=owner).render_as_string(hide_password=False)
+        self.app_url = base.set(username=app_role).render_as_string(hide_password=False)
+        self.home = home
+        self.env = {"CLIENTELA_PROFILE": "hosted", "DATABASE_URL": self.app_url,
+                    "CLIENTELA_SECRET_KEY": "test-secret", "CLIENTELA_HOME": home,
+                    "REDIS_URL": REDIS_URL}
+        self._app = None
+        self.admin = sa.create_engine(admin_url)  # a superuser: sees through RLS
+
+    def __call__(self, *args, **env):
+        return invoke_cli(args, {**self.env, **env})
+
+    @property
+    def app(self):
+        """The application as web workers run it: connected as the application role."""
+        if self._app is None:
+            self._app = create_app("hosted", DATABASE_URL=self.app_url, SECRET_KEY="s",
+                                   HOME=self.home, REDIS_URL=REDIS_URL)
+        return self._app
+
+    def tenant(self, slug: str, *args) -> str:
+        result = self("tenants", "create", slug, *args)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+
+def _drop_roles(admin_url: str, database: str, *roles: str) -> None:
+    engine = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        for role in roles:
+            conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def hosted(pg_databases, tmp_path_factory):
+    admin_url = pg_databases.create("hosted")
+    suffix = uuid.uuid4().hex[:10]
+    owner, app_role = f"clientela_own_{suffix}", f"clientela_app_{suffix}"
+    instance = Hosted(admin_url, owner, app_role, str(tmp_path_factory.mktemp("hosted")))
+    try:
+        result = instance("hosted", "setup-roles", "--owner", owner, "--app", app_role,
+                          "--owner-password", "owner-pw", "--app-password", "app-pw",
+                          DATABASE_URL=admin_url)
+        assert result.exit_code == 0, result.output
+        assert f"{app_role}:***@" in result.output
+        # migrations run as the owner
+        result = instance("db", "upgrade", DATABASE_URL=instance.owner_url)
+        assert result.exit_code == 0, result.output
+        yield instance
+    finally:
+        if instance._app is not None:
+            with instance._app.app_context():
+                db.engine.dispose()
+        instance.admin.dispose()
+        _drop_roles(admin_url, make_url(admin_url).database, owner, app_role)
+
+
+@pytest.fixture
+def redis_url():
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.exceptions.RedisError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis unreachable at {REDIS_URL}: {exc} (CI requires it)")
+        pytest.skip(f"Redis unreachable at {REDIS_URL}: {exc}")
+    return REDIS_URL
+
+
+def slug(prefix: str = "t") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def tenant_id_of(hosted: Hosted, slug_: str) -> uuid.UUID:
+    with hosted.admin.connect() as conn:
+        return conn.execute(sa.text("SELECT id FROM tenants WHERE slug = :s"),
+                            {"s": slug_}).scalar_one()
+
+
+def tenant_tables(conn) -> list[str]:
+    return conn.execute(sa.text(
+        "SELECT table_name FROM information_schema.columns WHERE column_name = 'tenant_id' "
+        "AND table_schema = 'public' ORDER BY table_name")).scalars().all()
+
+
+def add_customers(hosted: Hosted, slug_: str, *names: str) -> None:
+    app = hosted.app
+    with app.app_context():
+        tenant = services.get_tenant(slug_)
+        with tenancy.tenant_context(tenant.id):
+            for name in names:
+                services.create_customer({"first_name": name})
+            db.session.commit()
+        db.session.remove()
+
+
+# --- Row-Level Security in the catalogue ---------------------------------------------
+
+
+def test_catalogue_shows_rls_enabled_and_forced_with_a_policy_on_every_tenant_table(hosted):
+    with hosted.admin.connect() as conn:
+        tables = tenant_tables(conn)
+        rows = conn.execute(sa.text(
+            "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relname = ANY(:t)"), {"t": tables}).all()
+        policies = conn.execute(sa.text(
+            "SELECT tablename, policyname, cmd, qual, with_check FROM pg_policies "
+            "WHERE schemaname = 'public'")).all()
+    # every model with a tenant_id (core and plugins) is among them
+    expected = {t.name for t in db.metadata.sorted_tables if "tenant_id" in t.c}
+    assert expected <= set(tables)
+    assert {"customers", "users", "api_tokens", "audit_events", "tenant_usage"} <= set(tables)
+    assert {r.relname: (r.relrowsecurity, r.relforcerowsecurity) for r in rows} == {
+        t: (True, True) for t in tables
+    }
+    by_table = {}
+    for p in policies:
+        by_table.setdefault(p.tablename, []).append(p)
+    for table in tables:
+        [policy] = by_table[table]
+        assert policy.policyname == "tenant_isolation" and policy.cmd == "ALL"
+        for expression in (policy.qual, policy.with_check):
+            assert "tenant_id =" in expression
+            assert "current_setting('app.tenant_id'::text, true)" in expression
+            assert "NULLIF" in expression
+
+
+def test_upgrading_again_keeps_exactly_one_policy_per_table(hosted):
+    assert hosted("db", "upgrade", DATABASE_URL=hosted.owner_url).exit_code == 0
+    with hosted.admin.connect() as conn:
+        counts = conn.execute(sa.text(
+            "SELECT tablename, count(*) FROM pg_policies WHERE schemaname = 'public' "
+            "GROUP BY tablename")).all()
+        assert {n for _, n in counts} == {1}
+        assert {t for t, _ in counts} == set(tenant_tables(conn))
+
+
+def test_the_application_role_owns_nothing_and_cannot_bypass_rls(hosted):
+    with hosted.admin.connect() as conn:
+        role = conn.execute(sa.text(
+            "SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb FROM pg_roles "
+            "WHERE rolname = :r"), {"r": hosted.app_role}).one()
+        assert tuple(role) == (False, False, False, False)
+        owned = conn.execute(sa.text(
+            "SELECT c.relname FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner "
+            "WHERE r.rolname = :r"), {"r": hosted.app_role}).scalars().all()
+        assert owned == []
+        owners = set(conn.execute(sa.text(
+            "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'")).scalars())
+        assert owners == {hosted.owner}
+    engine = sa.create_engine(hosted.app_url)
+    try:
+        with engine.begin() as conn:
+            assert conn.exec_driver_sql("SELECT current_user").scalar() == hosted.app_role
+            with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+                conn.exec_driver_sql("DELETE FROM alembic_version")
+    finally:
+        engine.dispose()
+
+
+# --- Row-Level Security at work -------------------------------------------------------
+
+
+def test_raw_sql_as_the_app_role_with_another_tenant_or_none_sees_and_writes_nothing(hosted):
+    a, b = slug("a"), slug("b")
+    hosted.tenant(a, "--admin-email", f"admin@{a}.example")
+    hosted.tenant(b)
+    add_customers(hosted, a, "Alice", "Anna")
+    add_customers(hosted, b, "Bob")
+    a_id, b_id = tenant_id_of(hosted, a), tenant_id_of(hosted, b)
+    engine = sa.create_engine(hosted.app_url)
+    try:
+        with engine.connect() as conn:
+            tables = tenant_tables(conn)
+            conn.commit()
+
+            def visible(tenant: str | None) -> dict[str, int]:
+                with conn.begin():
+                    if tenant is not None:
+                        conn.execute(sa.text("SELECT set_config('app.tenant_id', :t, true)"),
+                                     {"t": tenant})
+                    return {t: conn.exec_driver_sql(
+                        f'SELECT count(*) FROM "{t}" WHERE tenant_id = %s', (a_id,)).scalar()
+                        for t in tables}
+
+            mine = visible(str(a_id))
+            assert mine["customers"] == 2 and mine["users"] == 1 and mine["api_tokens"] == 1
+            assert mine["audit_events"] > 0
+            # another tenant, no tenant, an empty setting: not one row of A, and no error
+            for other in (str(b_id), None, ""):
+                assert set(visible(other).values()) == {0}, other
+            with conn.begin():
+                assert conn.exec_driver_sql("SELECT count(*) FROM customers").scalar() == 0
+
+            for tenant in (str(b_id), None):
+                with pytest.raises(sa.exc.ProgrammingError,
+                                   match="violates row-level security policy"):
+                    with conn.begin():
+                        if tenant:
+                            conn.execute(sa.text(
+                                "SELECT set_config('app.tenant_id', :t, true)"), {"t": tenant})
+                        conn.execute(sa.text(
+                            "INSERT INTO customers (tenant_id, id, kind, display_name, emails,"
+                            " phones, addresses, stage, tags, created_at, updated_at,"
+                            " attributes) VALUES (:t, :i, 'person', 'Mallory', '[]', '[]',"
+                            " '[]', 'lead', '[]', now(), now(), '{}')"),
+                            {"t": a_id, "i": uuid.uuid4()})
+                # nor can a row of A be moved or changed from elsewhere
+                with conn.begin():
+                    if tenant:
+                        conn.execute(sa.text("SELECT set_config('app.tenant_id', :t, true)"),
+                                     {"t": tenant})
+                    assert conn.execute(sa.text(
+                        "UPDATE customers SET display_name = 'x' WHERE tenant_id = :t"),
+                        {"t": a_id}).rowcount == 0
+    finally:
+        engine.dispose()
+    with hosted.admin.connect() as conn:
+        names = conn.execute(sa.text(
+            "SELECT display_name FROM customers WHERE tenant_id = :t ORDER BY 1"),
+            {"t": a_id}).scalars().all()
+        assert names == ["Alice", "Anna"]
+
+
+def test_the_setting_follows_the_tenant_context_inside_one_transaction(hosted):
+    a, b = slug("a"), slug("b")
+    hosted.tenant(a)
+    hosted.tenant(b)
+    add_customers(hosted, a, "Alice")
+    add_customers(hosted, b, "Bob")
+    app = hosted.app
+    with app.app_context():
+        ta, tb = services.get_tenant(a), services.get_tenant(b)  # the transaction begins here
+        raw = sa.text("SELECT display_name FROM customers")  # no ORM scoping: RLS alone
+        with tenancy.tenant_context(ta.id):
+            assert db.session.execute(raw).scalars().all() == ["Alice"]
+            with tenancy.tenant_context(tb.id):
+                assert db.session.execute(raw).scalars().all() == ["Bob"]
+            assert db.session.execute(raw).scalars().all() == ["Alice"]
+        # no tenant: the ORM refuses, and underneath RLS shows nothing even when unscoped
+        with pytest.raises(NoTenantError):
+            db.session.execute(sa.select(Customer)).all()
+        with tenancy.unscoped():
+            assert db.session.execute(sa.select(Customer)).all() == []
+        # a rolled back savepoint does not leave a stale tenant behind
+        with tenancy.tenant_context(ta.id):
+            savepoint = db.session.begin_nested()
+            with tenancy.tenant_context(tb.id):
+                assert db.session.execute(raw).scalars().all() == ["Bob"]
+            savepoint.rollback()
+            assert db.session.execute(raw).scalars().all() == ["Alice"]
+        db.session.rollback()
+        db.session.remove()
+
+
+def test_cli_flows_work_as_the_rls_restricted_app_role(hosted):
+    s = slug("acme")
+    output = hosted.tenant(s, "--admin-email", f"Boss@{s}.example")
+    token = output.strip().splitlines()[-1].split()[-1]
+    assert token.startswith("cla_")
+    result = hosted("users", "create", "--email", "x@example.com", "--role", "sales")
+    assert result.exit_code == 1 and "add --tenant SLUG" in result.output
+    result = hosted("--tenant", s, "users", "create", "--email", "s@example.com",
+                    "--role", "sales", "--password", "long-enough-pw")
+    assert result.exit_code == 0, result.output
+    result = hosted("--tenant", s, "tokens", "create", "--email", "s@example.com")
+    assert result.exit_code == 0, result.output
+    sales_token = result.output.strip()
+    listed = hosted("tenants", "list")
+    assert f"{s}\tactive" in listed.output
+    # a token's tenant is found before any tenant is set (the SECURITY DEFINER door),
+    # then the token is checked inside that tenant
+    app = hosted.app
+    with app.app_context():
+        profile = app.extensions["clientela"].profile
+        for raw, email in ((token, f"boss@{s}.example"), (sales_token, "s@example.com")):
+            tenant_id = profile.token_tenant(services.security.hash_token(raw))
+            assert tenant_id == tenant_id_of(hosted, s)
+            with tenancy.tenant_context(tenant_id):
+                _, user = services.authenticate_token(raw)
+                assert user.email == email
+        assert profile.token_tenant(services.security.hash_token("cla_unknown")) is None
+        db.session.remove()
+
+
+# --- lifecycle ---------------------------------------------------------------------
+
+
+def test_suspended_tenants_cannot_act_until_resumed(hosted, tmp_path):
+    s = slug("s")
+    hosted.tenant(s)
+    assert hosted("tenants", "suspend", s).exit_code == 0
+    assert f"{s}\tsuspended" in hosted("tenants", "list").output
+    result = hosted("--tenant", s, "users", "create", "--email", "a@example.com",
+                    "--role", "sales")
+    assert result.exit_code == 1 and f"tenant '{s}' is suspended" in result.output
+    # a suspended customer can still leave with its data, and is its own master there
+    assert hosted("tenants", "export", s, str(tmp_path / "s.zip")).exit_code == 0
+    onprem = {"CLIENTELA_PROFILE": "onprem", "CLIENTELA_HOME": str(tmp_path / "own"),
+              "DATABASE_URL": f"sqlite:///{tmp_path / 'own.db'}"}
+    runner = CliRunner()
+    assert runner.invoke(cli, ["restore", str(tmp_path / "s.zip")], env=onprem).exit_code == 0
+    result = runner.invoke(cli, ["users", "create", "--email", "me@example.com", "--role",
+                                 "admin"], env=onprem)
+    assert result.exit_code == 0, result.output
+    app = create_app("onprem", HOME=onprem["CLIENTELA_HOME"], DATABASE_URL=onprem["DATABASE_URL"])
+    with app.app_context():
+        assert app.extensions["clientela"].profile.tenant().status == "active"
+        db.engine.dispose()
+    assert hosted("tenants", "resume", s).exit_code == 0
+    assert hosted("--tenant", s, "users", "create", "--email", "a@example.com",
+                  "--role", "sales").exit_code == 0
+    assert hosted("tenants", "suspend", "no-such-tenant").exit_code == 1
+
+
+def test_delete_refuses_without_an_export_and_then_leaves_nothing(hosted, tmp_path):
+    doomed, kept = slug("doomed"), slug("kept")
+    hosted.tenant(doomed, "--admin-email", f"a@{doomed}.example")
+    hosted.tenant(kept, "--admin-email", f"a@{kept}.example")
+    add_customers(hosted, doomed, "Dora", "Dan")
+    add_customers(hosted, kept, "Kim")
+    doomed_id, kept_id = tenant_id_of(hosted, doomed), tenant_id_of(hosted, kept)
+    with hosted.admin.connect() as conn:
+        tables = tenant_tables(conn)
+        kept_before = {t: conn.exec_driver_sql(
+            f'SELECT count(*) FROM "{t}" WHERE tenant_id = %s', (kept_id,)).scalar()
+            for t in tables}
+
+    result = hosted("tenants", "delete", doomed)
+    assert result.exit_code == 1 and "has never been exported" in result.output
+    assert hosted("tenants", "export", doomed, str(tmp_path / "d.zip")).exit_code == 0
+    result = hosted("tenants", "delete", doomed)
+    assert result.exit_code == 0, result.output
+
+    with hosted.admin.connect() as conn:
+        left = {t: conn.exec_driver_sql(
+            f'SELECT count(*) FROM "{t}" WHERE tenant_id = %s', (doomed_id,)).scalar()
+            for t in tables}
+        assert set(left.values()) == {0}
+        assert conn.execute(sa.text("SELECT count(*) FROM tenants WHERE id = :i"),
+                            {"i": doomed_id}).scalar() == 0
+        # and not a trace of its id anywhere, in any column of any table
+        for table in sa.inspect(conn).get_table_names():
+            text = conn.exec_driver_sql(f'SELECT count(*) FROM "{table}" t '
+                                        f"WHERE t::text LIKE %s", (f"%{doomed_id}%",)).scalar()
+            assert text == 0, table
+        kept_after = {t: conn.exec_driver_sql(
+            f'SELECT count(*) FROM "{t}" WHERE tenant_id = %s', (kept_id,)).scalar()
+            for t in tables}
+        assert kept_after == kept_before
+
+
+def test_force_deletes_a_tenant_never_exported(hosted):
+    s = slug("f")
+    hosted.tenant(s)
+    result = hosted("tenants", "delete", s, "--force")
+    assert result.exit_code == 0 and f"deleted tenant '{s}'" in result.output
+    assert s not in hosted("tenants", "list").output
+
+
+def test_a_tenant_exported_from_hosted_restores_on_premise_with_the_same_data(hosted, tmp_path):
+    s = slug("leaver")
+    hosted.tenant(s, "--admin-email", f"a@{s}.example")
+    add_customers(hosted, s, "Lea", "Leo")
+    result = hosted("--tenant", s, "demo")
+    assert result.exit_code == 0, result.output
+    tenant_id = tenant_id_of(hosted, s)
+    files = os.path.join(hosted.home, "tenants", str(tenant_id), "uploads")
+    os.makedirs(files)
+    with open(os.path.join(files, "logo.png"), "wb") as fh:
+        fh.write(b"\x89PNG fake")
+    other = slug("stays")
+    hosted.tenant(other)
+    add_customers(hosted, other, "Otto")
+
+    export = str(tmp_path / "leaver.zip")
+    result = hosted("tenants", "export", s, export)
+    assert result.exit_code == 0, result.output
+    with hosted.admin.connect() as conn:
+        before = archive.table_checksums(conn, db.metadata, "tenant", tenant_id)
+    manifest = archive.read_manifest(export)
+    assert manifest["scope"] == "tenant" and manifest["tenant"]["slug"] == s
+    exported = {t["name"]: {"rows": t["rows"], "sha256": t["sha256"]}
+                for t in manifest["tables"]}
+    # the export is the live tenant (whose settings have since recorded the export)
+    assert {k: v for k, v in exported.items() if k != "tenants"} == {
+        k: v for k, v in before.items() if k != "tenants"}
+    assert exported["customers"]["rows"] == 38 and exported["tenants"]["rows"] == 1
+
+    home = tmp_path / "onprem"
+    home.mkdir()
+    onprem = {"CLIENTELA_PROFILE": "onprem", "CLIENTELA_HOME": str(home),
+              "DATABASE_URL": f"sqlite:///{home / 'clientela.db'}"}
+    result = CliRunner().invoke(cli, ["restore", export], env=onprem, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert f"restored tenant '{s}'" in result.output
+    app = create_app("onprem", HOME=str(home), DATABASE_URL=onprem["DATABASE_URL"])
+    with app.app_context(), db.engine.connect() as conn:
+        assert archive.table_checksums(conn, db.metadata, "tenant", tenant_id) == exported
+        # only this tenant came along
+        assert conn.execute(sa.text("SELECT count(*) FROM tenants")).scalar() == 1
+        db.engine.dispose()
+    with open(home / "tenants" / str(tenant_id) / "uploads" / "logo.png", "rb") as fh:
+        assert fh.read() == b"\x89PNG fake"
+    # the customer's own server works with it: the admin gets a token
+    result = CliRunner().invoke(cli, ["tokens", "create", "--email", f"a@{s}.example"],
+                                env=onprem, catch_exceptions=False)
+    assert result.exit_code == 0 and result.output.startswith("cla_")
+
+
+# --- plans, quotas, plugins --------------------------------------------------------------
+
+
+def test_record_quota_refuses_the_customer_beyond_the_plan(hosted):
+    plan = slug("small")
+    assert hosted("plans", "create", plan, "--max-records", "2").exit_code == 0
+    s = slug("q")
+    hosted.tenant(s, "--plan", plan)
+    add_customers(hosted, s, "One", "Two")
+    app = hosted.app
+    with app.app_context():
+        tenant = services.get_tenant(s)
+        with tenancy.tenant_context(tenant.id):
+            with pytest.raises(Forbidden) as refused:
+                services.create_customer({"first_name": "Three"})
+            assert str(refused.value) == f"record quota of 2 customers reached for plan {plan}"
+            db.session.rollback()
+            with pytest.raises(Forbidden):
+                db.session.execute(sa.insert(Customer), [
+                    {"kind": "person", "display_name": "Bulk", "emails": [], "phones": [],
+                     "addresses": [], "stage": "lead", "tags": [], "attributes": {}}])
+            db.session.rollback()
+            assert db.session.execute(
+                sa.select(sa.func.count()).select_from(Customer)).scalar() == 2
+        db.session.remove()
+    result = hosted("--tenant", s, "demo")
+    assert result.exit_code == 1
+    assert f"record quota of 2 customers reached for plan {plan}" in result.output
+
+
+def test_unknown_plan_is_refused(hosted):
+    result = hosted("tenants", "create", slug("x"), "--plan", "no-such-plan")
+    assert result.exit_code == 1 and "no plan 'no-such-plan'" in result.output
+
+
+def test_plugins_outside_the_plan_are_not_enabled_for_the_tenant(hosted):
+    import json
+
+    plan = slug("partners")
+    assert hosted("plans", "create", plan, "--plugins", "prm").exit_code == 0
+    s, full = slug("p"), slug("full")
+    hosted.tenant(s, "--plan", plan)
+    hosted.tenant(full)
+    app = hosted.app
+    with app.app_context():
+        profile = app.extensions["clientela"].profile
+        # prm requires operational, so the plan brings both
+        assert profile.enabled_plugins(services.get_tenant(s)) == {"prm", "operational"}
+        everything = {i.name for i in app.extensions["clientela"].plugins.enabled()}
+        assert profile.enabled_plugins(services.get_tenant(full)) == everything
+        db.session.remove()
+    rows = json.loads(hosted("--tenant", s, "plugins", "--json").output)
+    enabled = {r["name"] for r in rows if r["enabled"]}
+    assert enabled == {"core", "prm", "operational"}
+    assert {r["name"] for r in rows} >= {"analytical", "collaborative", "tailormade"}
+    rows = json.loads(hosted("--tenant", full, "plugins", "--json").output)
+    assert {r["name"] for r in rows if r["enabled"]} == everything | {"core"}
+
+
+def test_creating_a_plan_with_an_unknown_plugin_fails(hosted):
+    result = hosted("plans", "create", slug("bad"), "--plugins", "prm,nonesuch")
+    assert result.exit_code == 1 and "not installed: nonesuch" in result.output
+
+
+# --- metering and rate limits (real Redis) ---------------------------------------------------
+
+
+def test_rate_limit_holds_across_workers_and_says_when_to_retry(redis_url):
+    import redis
+
+    from clientela.deployments.hosted import ratelimit
+
+    tenant_id = uuid.uuid4()
+    worker_1 = redis.Redis.from_url(redis_url)
+    worker_2 = redis.Redis.from_url(redis_url)  # another process would hold its own client
+    now = 1_800_000_010.0
+    decisions = [ratelimit.hit(w, tenant_id, 3, now=now)
+                 for w in (worker_1, worker_2, worker_1, worker_2)]
+    assert [d.allowed for d in decisions] == [True, True, True, False]
+    assert decisions[-1].retry_after == 50 and decisions[2].remaining == 0
+    # another tenant has its own budget; the next minute starts afresh
+    assert ratelimit.hit(worker_1, uuid.uuid4(), 3, now=now).allowed
+    assert ratelimit.hit(worker_2, tenant_id, 3, now=now + 50).allowed
+    with pytest.raises(RateLimited) as limited:
+        for _ in range(5):
+            ratelimit.check_request(tenant_id, 3, client=worker_1)
+    assert limited.value.retry_after >= 1 and "3 requests per minute" in str(limited.value)
+    for client in (worker_1, worker_2):
+        client.close()
+
+
+def test_usage_counts_api_calls_records_and_storage_per_day(hosted, redis_url):
+    import json
+
+    import redis
+
+    from clientela.deployments.hosted import ratelimit
+
+    s = slug("u")
+    hosted.tenant(s)
+    add_customers(hosted, s, "A", "B", "C")
+    tenant_id = tenant_id_of(hosted, s)
+    client = redis.Redis.from_url(redis_url)
+    for _ in range(7):
+        ratelimit.hit(client, tenant_id, None)
+    client.close()
+    folder = os.path.join(hosted.home, "tenants", str(tenant_id))
+    os.makedirs(folder)
+    with open(os.path.join(folder, "file.bin"), "wb") as fh:
+        fh.write(b"x" * 1000)
+    result = hosted("tenants", "usage", s, "--json")
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.output)
+    assert (row["tenant"], row["api_calls"], row["records"], row["storage_bytes"]) == (
+        s, 7, 3, 1000)
+    with hosted.admin.connect() as conn:
+        stored = conn.execute(sa.select(TenantUsage.__table__).where(
+            TenantUsage.__table__.c.tenant_id == tenant_id)).one()
+        assert (stored.api_calls, stored.records) == (7, 3)
+    plain = hosted("tenants", "usage")
+    assert plain.exit_code == 0 and f"{s}\t" in plain.output
+
+
+def test_hosted_commands_have_help(hosted):
+    for args in (("tenants",), ("tenants", "create"), ("tenants", "export"),
+                 ("tenants", "delete"), ("tenants", "usage"), ("plans", "create"),
+                 ("hosted", "setup-roles")):
+        assert hosted(*args, "--help").exit_code == 0, args
+
+
+
+def test_an_on_premise_backup_moves_into_the_hosted_service(hosted, tmp_path):
+    home = tmp_path / "onprem"
+    home.mkdir()
+    onprem = {"CLIENTELA_PROFILE": "onprem", "CLIENTELA_HOME": str(home),
+              "DATABASE_URL": f"sqlite:///{home / 'clientela.db'}"}
+    runner = CliRunner()
+    for args in (("init", "--admin-email", "own@example.com", "--name", "Own Co"), ("demo",),
+                 ("backup", str(tmp_path / "b.zip"))):
+        result = runner.invoke(cli, list(args), env=onprem, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    app = create_app("onprem", HOME=str(home), DATABASE_URL=onprem["DATABASE_URL"])
+    with app.app_context():
+        tenant = app.extensions["clientela"].profile.tenant()
+        tenant_id = tenant.id
+        with db.engine.connect() as conn:
+            before = archive.table_checksums(conn, db.metadata, "tenant", tenant_id)
+        db.engine.dispose()
+
+    result = hosted("tenants", "import", str(tmp_path / "b.zip"))
+    assert result.exit_code == 0, result.output
+    assert "imported tenant 'default'" in result.output
+    with hosted.admin.connect() as conn:
+        assert archive.table_checksums(conn, db.metadata, "tenant", tenant_id) == before
+    # it works there as any hosted tenant, through the application role
+    result = hosted("--tenant", "default", "tokens", "create", "--email", "own@example.com")
+    assert result.exit_code == 0 and result.output.startswith("cla_")
+    again = hosted("tenants", "import", str(tmp_path / "b.zip"))
+    assert again.exit_code == 1 and "tenant 'default' already exists" in again.output
+
+
+# --- what the API asks of the profile per request ------------------------------------------
+
+
+def test_the_subdomain_names_the_tenant_of_a_browser_request(hosted):
+    s = slug("sub")
+    hosted.tenant(s)
+    app = hosted.app
+    app.config["BASE_DOMAIN"] = "crm.example.test"
+    try:
+        profile = app.extensions["clientela"].profile
+        for host, expected in ((f"{s}.crm.example.test", s), ("crm.example.test", None),
+                               (f"x.{s}.crm.example.test", None), (f"{s}.other.test", None),
+                               ("nobody.crm.example.test", None)):
+            with app.test_request_context("/", base_url=f"http://{host}"):
+                tenant = profile.request_tenant()
+                assert (tenant.slug if tenant else None) == expected, host
+                db.session.remove()
+    finally:
+        app.config.pop("BASE_DOMAIN")
+
+
+def test_each_request_is_rate_limited_by_the_plan_and_counted(hosted, redis_url):
+    from clientela.deployments.hosted import ratelimit
+
+    plan = slug("tiny")
+    assert hosted("plans", "create", plan, "--requests-per-minute", "2").exit_code == 0
+    s = slug("r")
+    hosted.tenant(s, "--plan", plan)
+    app = hosted.app
+    with app.app_context():
+        profile = app.extensions["clientela"].profile
+        tenant = services.get_tenant(s)
+        allowed = 0
+        with pytest.raises(RateLimited) as limited:
+            for _ in range(4):
+                profile.request_authenticated(tenant, None)
+                allowed += 1
+        assert allowed == 2 and limited.value.retry_after >= 1
+        import datetime as dt
+
+        client = ratelimit.redis_client()
+        assert ratelimit.api_calls(client, tenant.id, dt.datetime.now(dt.timezone.utc).date()) == 3
+        client.close()
+        assert hosted("tenants", "suspend", s).exit_code == 0
+        db.session.expire_all()
+        with pytest.raises(Forbidden, match="is suspended"):
+            profile.request_authenticated(services.get_tenant(s), None)
+        db.session.remove()
+
+
+def test_a_tenant_can_switch_off_a_plugin_of_its_plan(hosted):
+    import json
+
+    s = slug("off")
+    hosted.tenant(s)
+    result = hosted("--tenant", s, "plugins", "disable", "operational")
+    if result.exit_code == 2 and "No such command" in result.output:
+        pytest.skip("'clientela plugins disable' is not there yet")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(hosted("--tenant", s, "plugins", "--json").output)
+    enabled = {r["name"] for r in rows if r["enabled"]}
+    assert "operational" not in enabled and "prm" not in enabled  # prm requires it
+    assert "analytical" in enabled
+    assert hosted("--tenant", s, "plugins", "enable", "operational").exit_code == 0
+    rows = json.loads(hosted("--tenant", s, "plugins", "--json").output)
+    assert {"operational", "prm"} <= {r["name"] for r in rows if r["enabled"]}
+    plan = slug("only-prm")
+    hosted("plans", "create", plan, "--plugins", "analytical")
+    t = slug("narrow")
+    hosted.tenant(t, "--plan", plan)
+    result = hosted("--tenant", t, "plugins", "enable", "operational")
+    assert result.exit_code == 1 and "not in the plan" in result.output
+
+
+def test_token_tenant_default_finds_the_tenant_on_premise(app_ctx, tenant):
+    user = services.create_user("tok@example.com", roles=["sales"])
+    _, raw = services.create_token(user)
+    db.session.commit()
+    profile = app_ctx.extensions["clientela"].profile
+    assert profile.token_tenant(services.security.hash_token(raw)) == tenant.id
+    assert profile.token_tenant(services.security.hash_token("cla_nothing")) is None
+
+
+def test_the_api_works_through_the_rls_restricted_role_and_never_crosses_tenants(hosted):
+    """End to end over HTTP, as web workers run: tokens, tenant context, RLS underneath."""
+    tokens = {}
+    for name in ("a", "b"):
+        s = slug(name)
+        output = hosted.tenant(s, "--admin-email", f"admin@{s}.example")
+        tokens[name] = (s, output.strip().splitlines()[-1].split()[-1])
+    client = hosted.app.test_client()
+
+    def headers(name):
+        return {"Authorization": f"Bearer {tokens[name][1]}"}
+
+    me = client.get("/api/v1/me", headers=headers("a"))
+    assert me.status_code == 200, me.json
+    assert me.json["tenant"]["slug"] == tokens["a"][0]
+    created = client.post("/api/v1/customers", json={"first_name": "Rls", "email": "r@x.example"},
+                          headers=headers("a"))
+    assert created.status_code == 201, created.json
+    cid = created.json["id"]
+    assert client.get(f"/api/v1/customers/{cid}", headers=headers("a")).status_code == 200
+    for method in ("GET", "PATCH", "DELETE"):
+        response = client.open(f"/api/v1/customers/{cid}", method=method, headers=headers("b"),
+                               json={"stage": "former"} if method == "PATCH" else None)
+        assert response.status_code == 404, (method, response.json)
+    assert client.get("/api/v1/customers", headers=headers("b")).json == []
+    assert client.get("/api/v1/customers", headers=headers("a")).json[0]["id"] == cid
+    assert hosted("tenants", "suspend", tokens["a"][0]).exit_code == 0
+    suspended = client.get("/api/v1/me", headers=headers("a"))
+    assert suspended.status_code == 403 and "suspended" in suspended.json["message"]
+    assert hosted("tenants", "resume", tokens["a"][0]).exit_code == 0
+    with hosted.app.app_context():
+        db.session.remove()
