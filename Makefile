@@ -39,8 +39,8 @@ run: install
 	$(BIN)/clientela serve --host $(HOST) --port $(PORT)
 
 test: install-test
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-examples
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 # The example plugin is tested as an integrator would: installed from its own folder
 # (into a separate target, so the main environment stays as it was) and run with its own
