@@ -96,6 +96,21 @@ def definitions(entity_type: str) -> list[CustomField]:
     ).scalars())
 
 
+def definitions_in_transaction(entity_type: str) -> list[CustomField]:
+    """``definitions``, read once per transaction: validation runs for every row written
+    (a bulk import validates each of its rows), and the definitions do not change under it."""
+    session = db.session()
+    transaction = session.get_transaction()
+    cache = session.info.get("tailormade.definitions")
+    if cache is None or cache[0] is not transaction:
+        cache = (transaction, {})
+        session.info["tailormade.definitions"] = cache
+    key = (tenancy.current_tenant_id(), entity_type)
+    if key not in cache[1]:
+        cache[1][key] = definitions(entity_type)
+    return cache[1][key]
+
+
 # --- values --------------------------------------------------------------------------
 
 
@@ -295,7 +310,7 @@ def validate(entity: Entity, change) -> dict[str, list[str]] | None:
         return None
     if entity_type not in entity_types():
         return None
-    fields = definitions(entity_type)
+    fields = definitions_in_transaction(entity_type)
     if not fields:
         return None
     attributes = entity.attributes or {}
