@@ -136,19 +136,31 @@ def authenticate_token(raw: str) -> tuple[ApiToken, User] | None:
         return None
     from flask import current_app
 
+    from clientela.core.profile import Profile
+
     token_hash = security.hash_token(raw)
-    tenant_id = current_app.extensions["clientela"].profile.token_tenant(token_hash)
-    if tenant_id is None:
-        return None
-    with tenancy.tenant_context(tenant_id):
-        row = db.session.execute(
-            db.select(ApiToken, User)
-            .join(User, (User.tenant_id == ApiToken.tenant_id) & (User.id == ApiToken.user_id))
-            .where(ApiToken.token_hash == token_hash)
-        ).first()
+    profile = current_app.extensions["clientela"].profile
+    # the user's tenant row comes in the same query, so the request's later look-up of it
+    # is answered from the session's identity map
+    stmt = (
+        db.select(ApiToken, User, Tenant)
+        .join(User, (User.tenant_id == ApiToken.tenant_id) & (User.id == ApiToken.user_id))
+        .join(Tenant, Tenant.id == ApiToken.tenant_id)
+        .where(ApiToken.token_hash == token_hash)
+    )
+    if type(profile).token_tenant is Profile.token_tenant:
+        # no Row-Level Security underneath: one query with the ORM's scoping lifted
+        with tenancy.unscoped():
+            row = db.session.execute(stmt).first()
+    else:
+        tenant_id = profile.token_tenant(token_hash)
+        if tenant_id is None:
+            return None
+        with tenancy.tenant_context(tenant_id):
+            row = db.session.execute(stmt).first()
     if row is None:
         return None
-    token, user = row
+    token, user, _ = row
     if token.revoked_at is not None or security.is_expired(token.expires_at, utcnow()):
         return None
     if not user.is_active:
