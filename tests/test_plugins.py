@@ -198,6 +198,7 @@ def test_a_renamed_hook_keeps_working_under_its_old_name_with_a_warning(monkeypa
     from clientela.core import hookimpl, hookimpls, hookspec, plugins
 
     class OldSpecs:
+        @staticmethod
         @hookspec
         def clientela_old_permissions(register):
             """Deprecated alias of clientela_permissions."""
