@@ -1,45 +1,21 @@
-"""The core's CLI commands, and ``tenant_command`` for commands that act inside a tenant."""
+"""The core's CLI commands (``tenant_command`` lives in ``cli_context``; re-exported here)."""
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 
 import click
 from flask import current_app
 
-from clientela.core import __version__, jobs, migrations, services, tenancy
+from clientela.core import __version__, jobs, migrations, services
 from clientela.core.db import db
-from clientela.core.errors import ClientelaError, ConfigurationError
+from clientela.core.cli_context import tenant_command
+from clientela.core.errors import ClientelaError
 
 
 def clientela_ext():
     return current_app.extensions["clientela"]
-
-
-def tenant_command(fn):
-    """Run a command inside the tenant chosen by the profile (``--tenant SLUG`` if hosted).
-
-    The command runs with an app context, the tenant's context and origin ``cli``, and
-    receives the ``Tenant`` as its first argument.
-    """
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        ctx = click.get_current_context()
-        pending = migrations.pending_heads(current_app)
-        if pending:
-            raise ConfigurationError(
-                f"the database is not current ({', '.join(pending)} pending): "
-                "run 'clientela init' first (or 'clientela db upgrade')"
-            )
-        slug = ctx.find_root().params.get("tenant")
-        tenant = clientela_ext().profile.cli_tenant(slug)
-        with tenancy.tenant_context(tenant.id, origin="cli"):
-            return fn(tenant, *args, **kwargs)
-
-    return wrapper
 
 
 @click.group("db")

@@ -258,6 +258,13 @@ def page(stmt, page_number: int, page_size: int) -> tuple[list, int]:
     return items, total
 
 
+def paginated(stmt, pagination_parameters) -> list:
+    """One page of ``stmt`` for a flask-smorest ``@paginate()`` view; sets its item count."""
+    items, total = page(stmt, pagination_parameters.page, pagination_parameters.page_size)
+    pagination_parameters.item_count = total
+    return items
+
+
 def get_customer(customer_id: uuid.UUID, principal: Principal, permission: str = "customers:read"
                  ) -> Customer:
     """A customer ``principal`` may read (404 otherwise, whatever the reason)."""

@@ -53,6 +53,7 @@ from stevedore import DriverManager
 from stevedore.exception import NoMatches
 
 from clientela.core import tenancy
+from clientela.core.cli_context import tenant_command
 from clientela.core.db import db, new_id, utcnow
 from clientela.core.errors import (
     ClientelaError,
@@ -922,18 +923,6 @@ def register_core_jobs(register: Callable[..., Any]) -> None:
 # --- commands ----------------------------------------------------------------------
 
 
-def _tenant_command(fn):
-    # ``commands`` imports this module for its command list: look the decorator up
-    # when the command runs, not at import
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from clientela.core.commands import tenant_command
-
-        return tenant_command(fn)(*args, **kwargs)
-
-    return wrapper
-
-
 def _first_line(text: str | None) -> str:
     lines = [line for line in (text or "").strip().splitlines() if line.strip()]
     return lines[-1].strip() if lines else ""
@@ -961,7 +950,7 @@ def jobs_group():
 @click.option("--status", type=click.Choice(JOB_STATUSES), help="Only jobs in this state.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@_tenant_command
+@tenant_command
 def jobs_list(tenant, status, limit, as_json):
     """List jobs, newest first: state, attempts, last error."""
     import json
@@ -981,7 +970,7 @@ def jobs_list(tenant, status, limit, as_json):
 
 @jobs_group.command("retry")
 @click.argument("job_id")
-@_tenant_command
+@tenant_command
 def jobs_retry(tenant, job_id):
     """Queue a dead or failed job again (with a fresh set of attempts)."""
     job = retry_job(job_id)
@@ -994,7 +983,7 @@ def jobs_retry(tenant, job_id):
               help="Which finished jobs to delete.")
 @click.option("--older-than", "days", type=click.FloatRange(min=0), metavar="DAYS",
               help="Only jobs finished more than DAYS days ago.")
-@_tenant_command
+@tenant_command
 def jobs_purge(tenant, status, days):
     """Delete finished jobs (succeeded, or dead: the dead-letter list)."""
     count = purge_jobs(status, dt.timedelta(days=days) if days is not None else None)

@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 
 import click
 
 from clientela.core import transfer
+from clientela.core.cli_context import tenant_command
 from clientela.core.db import db
 from clientela.core.errors import NotFound
 
 #: the most per-row errors printed when no --report file is given
 PRINTED_ERRORS = 50
-
-
-def tenant_command(fn):
-    """``commands.tenant_command``, looked up when the command runs.
-
-    ``clientela.core.commands`` imports this module for its command list, so this
-    module cannot import it at load time.
-    """
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from clientela.core.commands import tenant_command as in_tenant
-
-        return in_tenant(fn)(*args, **kwargs)
-
-    return wrapper
 
 
 def _mapping_option(value: str | None) -> dict | None:

@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 from clientela.core import access, services
 from clientela.core.api import schemas
 from clientela.core.api.auth import current_principal, login
+from clientela.core.customers import paginated
 from clientela.core.db import db, utcnow
 from clientela.core.errors import Conflict, NotFound, ValidationError
 from clientela.core.models import ApiToken, AuditEvent, Role, User
@@ -78,12 +79,7 @@ class Users(MethodView):
     def get(self, pagination_parameters):
         """The tenant's users."""
         access.require(current_principal(), "users:read")
-        from clientela.core.customers import page
-
-        items, total = page(db.select(User).order_by(User.email), pagination_parameters.page,
-                            pagination_parameters.page_size)
-        pagination_parameters.item_count = total
-        return items
+        return paginated(db.select(User).order_by(User.email), pagination_parameters)
 
     @users_blp.arguments(schemas.UserInput)
     @users_blp.response(201, schemas.User)
@@ -273,11 +269,7 @@ class Audit(MethodView):
         if "until" in args:
             stmt = stmt.where(AuditEvent.created_at < args["until"])
         stmt = stmt.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
-        from clientela.core.customers import page
-
-        items, total = page(stmt, pagination_parameters.page, pagination_parameters.page_size)
-        pagination_parameters.item_count = total
-        return items
+        return paginated(stmt, pagination_parameters)
 
 
 BLUEPRINTS = [auth_blp, me_blp, users_blp, roles_blp, tokens_blp, audit_blp]

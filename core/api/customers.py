@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-from flask import request
 from flask import Response, current_app, request, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -41,10 +40,7 @@ class Customers(MethodView):
         stmt = customers.customers_query(current_principal(), attributes=attributes, **args)
         stmt = customers.order_by(stmt, customers.Customer, sort, customers.SORTABLE,
                                   "display_name")
-        items, total = customers.page(stmt, pagination_parameters.page,
-                                      pagination_parameters.page_size)
-        pagination_parameters.item_count = total
-        return items
+        return customers.paginated(stmt, pagination_parameters)
 
     @blp.arguments(schemas.CustomerInput)
     @blp.response(201, schemas.Customer)
@@ -157,10 +153,7 @@ class CustomerInteractions(MethodView):
         customers.get_customer(customer_id, principal)
         stmt = customers.interactions_query(principal, customer_id=customer_id)
         stmt = stmt.order_by(Interaction.occurred_at.desc(), Interaction.id)
-        items, total = customers.page(stmt, pagination_parameters.page,
-                                      pagination_parameters.page_size)
-        pagination_parameters.item_count = total
-        return items
+        return customers.paginated(stmt, pagination_parameters)
 
     @blp.arguments(schemas.InteractionInput)
     @blp.response(201, schemas.Interaction)
@@ -217,10 +210,7 @@ class Interactions(MethodView):
         sort = args.pop("sort", None)
         stmt = customers.interactions_query(current_principal(), **args)
         stmt = customers.order_by(stmt, Interaction, sort, INTERACTION_SORT, "-occurred_at")
-        items, total = customers.page(stmt, pagination_parameters.page,
-                                      pagination_parameters.page_size)
-        pagination_parameters.item_count = total
-        return items
+        return customers.paginated(stmt, pagination_parameters)
 
     @interactions_blp.arguments(schemas.InteractionCreate)
     @interactions_blp.response(201, schemas.Interaction)

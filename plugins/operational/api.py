@@ -42,12 +42,6 @@ forecast_blp = Blueprint("forecast", __name__, url_prefix="/forecast",
                          description="Weighted, commit and best-case forecast against targets")
 
 
-def _page(stmt, pagination_parameters):
-    items, total = customers.page(stmt, pagination_parameters.page,
-                                  pagination_parameters.page_size)
-    pagination_parameters.item_count = total
-    return items
-
 
 # --- leads ----------------------------------------------------------------------------------
 
@@ -62,7 +56,7 @@ class Leads(MethodView):
         sort = args.pop("sort", None)
         stmt = ops.leads_query(current_principal(), **args)
         stmt = customers.order_by(stmt, Lead, sort, ops.LEAD_SORT, "-score,-created_at")
-        return _page(stmt, pagination_parameters)
+        return customers.paginated(stmt, pagination_parameters)
 
     @leads_blp.arguments(schemas.LeadInput)
     @leads_blp.response(201, schemas.Lead)
@@ -118,7 +112,7 @@ class ScoringRules(MethodView):
     @rules_blp.paginate()
     def get(self, pagination_parameters):
         """The tenant's lead scoring rules."""
-        return _page(ops.rules_query(current_principal()), pagination_parameters)
+        return customers.paginated(ops.rules_query(current_principal()), pagination_parameters)
 
     @rules_blp.arguments(schemas.ScoringRuleInput)
     @rules_blp.response(201, schemas.ScoringRule)
@@ -170,7 +164,7 @@ class WebForms(MethodView):
     @forms_blp.paginate()
     def get(self, pagination_parameters):
         """The tenant's web forms."""
-        forms = _page(ops.forms_query(current_principal()), pagination_parameters)
+        forms = customers.paginated(ops.forms_query(current_principal()), pagination_parameters)
         return [_with_url(f) for f in forms]
 
     @forms_blp.arguments(schemas.WebFormInput)
@@ -363,7 +357,7 @@ class Deals(MethodView):
         sort = args.pop("sort", None)
         stmt = ops.deals_query(current_principal(), **args)
         stmt = customers.order_by(stmt, Deal, sort, ops.DEAL_SORT, "expected_close_date")
-        return ops.decorate(_page(stmt, pagination_parameters))
+        return ops.decorate(customers.paginated(stmt, pagination_parameters))
 
     @deals_blp.arguments(schemas.DealCreate)
     @deals_blp.response(201, schemas.Deal)
@@ -425,7 +419,7 @@ class Targets(MethodView):
     @targets_blp.paginate()
     def get(self, args, pagination_parameters):
         """Sales targets (yours only with an ``own`` forecast scope)."""
-        return _page(ops.targets_query(current_principal(), **args), pagination_parameters)
+        return customers.paginated(ops.targets_query(current_principal(), **args), pagination_parameters)
 
     @targets_blp.arguments(schemas.TargetInput)
     @targets_blp.response(201, schemas.Target)

@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 
 from clientela.core.api import error_body
 from clientela.core.api.auth import current_principal
-from clientela.core.customers import page
+from clientela.core.customers import paginated
 from clientela.core.db import db
 from clientela.plugins.tailormade import custom_fields, schemas, webhooks
 
@@ -132,9 +132,7 @@ class WebhookDeliveries(MethodView):
     def get(self, args, pagination_parameters, webhook_id: uuid.UUID):
         """The delivery log, newest first: status, attempts, last answer, payload."""
         stmt = webhooks.deliveries_query(current_principal(), webhook_id, args.get("status"))
-        items, total = page(stmt, pagination_parameters.page, pagination_parameters.page_size)
-        pagination_parameters.item_count = total
-        return items
+        return paginated(stmt, pagination_parameters)
 
 
 
