@@ -8,6 +8,9 @@ Installed with Clientela and registered under ``pytest11``, so a plugin's own te
 - ``clientela_tenant``: a fresh tenant, set as the current one for the test;
 - ``clientela_admin``: an admin user of that tenant with an API token (``.headers``);
 - ``clientela_client``: a Flask test client;
+- ``clientela_smtp``: a real SMTP server (aiosmtpd) on a free local port for the test;
+  ``.messages`` holds what it received, ``.configure(app)`` points the app's mail driver
+  at it for the test;
 - ``assert_tenant_isolated(app, path, make_record)``: proves that a record of one tenant
   answers 404, for every method of the route, to another tenant's admin.
 
@@ -226,3 +229,69 @@ def clientela_admin(clientela_tenant) -> Admin:
 @pytest.fixture
 def clientela_client(clientela_app):
     return clientela_app.test_client()
+
+
+class SmtpServer:
+    """A real SMTP server in the test process (aiosmtpd), collecting what it receives."""
+
+    def __init__(self) -> None:
+        import socket
+
+        from aiosmtpd.controller import Controller
+
+        self.messages: list = []
+        self.envelopes: list = []
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.host = "127.0.0.1"
+        self._controller = Controller(self, hostname=self.host, port=self.port)
+        self._saved: list = []
+        self._running = False
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+        import email
+        from email import policy
+
+        self.envelopes.append(envelope)
+        self.messages.append(email.message_from_bytes(envelope.original_content or
+                                                      envelope.content, policy=policy.default))
+        return "250 OK"
+
+    @property
+    def settings(self) -> dict:
+        return {"host": self.host, "port": self.port, "security": "none"}
+
+    def configure(self, app) -> None:
+        """Send the app's mail here until the fixture ends."""
+        values = {"MAIL_DRIVER": "smtp", "MAIL_SMTP_HOST": self.host,
+                  "MAIL_SMTP_PORT": self.port, "MAIL_SMTP_SECURITY": "none"}
+        self._saved.append((app, {k: app.config.get(k, _MISSING) for k in values}))
+        app.config.update(values)
+
+    def start(self) -> "SmtpServer":
+        self._controller.start()
+        self._running = True
+        return self
+
+    def stop(self) -> None:
+        if self._running:
+            self._running = False
+            self._controller.stop()
+        for app, saved in reversed(self._saved):
+            for key, value in saved.items():
+                if value is _MISSING:
+                    app.config.pop(key, None)
+                else:
+                    app.config[key] = value
+
+
+_MISSING = object()
+
+
+@pytest.fixture
+def clientela_smtp():
+    """A real SMTP server for the test; see :class:`SmtpServer`."""
+    server = SmtpServer().start()
+    yield server
+    server.stop()

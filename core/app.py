@@ -40,6 +40,7 @@ class Clientela:
     permissions: dict[str, str] = dataclasses.field(default_factory=dict)
     roles: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
     config_keys: dict[str, str] = dataclasses.field(default_factory=dict)
+    channels: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def hook(self):
@@ -171,8 +172,20 @@ def collect_contributions(app: Flask, ext: Clientela) -> None:
             app.register_blueprint(blueprint, url_prefix=url_prefix)
         return register
 
+    def register_channel(plugin: str):
+        def register(key: str, label: str, fields: dict | None = None,
+                     outbound: bool = False) -> None:
+            from clientela.core.channels import Channel
+
+            if key in ext.channels:
+                raise PluginError(plugin, f"channel {key!r} is already registered by "
+                                          f"'{ext.channels[key].plugin}'")
+            ext.channels[key] = Channel(key, label, dict(fields or {}), outbound, plugin)
+        return register
+
     for hook_name, factory in (
         ("clientela_models", register_model),
+        ("clientela_channels", register_channel),
         ("clientela_config_defaults", register_config),
         ("clientela_permissions", register_permission),
         ("clientela_roles", register_role),

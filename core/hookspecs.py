@@ -486,3 +486,135 @@ def clientela_warehouse_facts(register: Callable[..., None]) -> None:
 
     Since hook API 1.0.
     """
+
+
+# ---------------------------------------------------------------------------
+# channels, contact and audiences (hook API 1.1)
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def clientela_channels(register: Callable[..., None]) -> None:
+    """Add communication channels to the channel registry (contribution hook).
+
+    The registry (``clientela.core.channels``) knows every channel an interaction can
+    come through or go out on. The core registers none; the collaborative plugin
+    registers the built-in ones (in person, phone, e-mail, letter, fax, web form,
+    portal, chat/SMS) and other plugins may add theirs.
+
+    :param register: call ``register(key, label, fields=None, outbound=False)``:
+        ``key`` the value stored in ``Interaction.channel`` (``"email"``, ``"letter"``),
+        ``label`` a human name, ``fields`` a mapping ``{attribute: type}`` of the extra
+        attributes an interaction on this channel records (``{"duration_seconds":
+        "integer", "number": "phone"}``; types as for ``clientela_attribute_types``),
+        ``outbound`` whether messages can be sent on it (see
+        ``clientela_send_message``). A key registered twice stops start-up naming both
+        plugins.
+    :returns: nothing.
+
+    Since hook API 1.1.
+    """
+
+
+@hookspec
+def clientela_contact_allowed(customer: Any, channel: str, purpose: str) -> bool | None:
+    """May this customer be contacted on this channel for this purpose? (question hook)
+
+    Asked before any outbound contact a plugin makes on its own initiative (a campaign,
+    an automation's e-mail). Ask through ``clientela.core.channels.contact_allowed``.
+
+    :param customer: the ``Customer``.
+    :param channel: a channel key (``"email"``, ``"phone"``, ``"letter"``, ...).
+    :param purpose: ``"marketing"`` or ``"service"`` (plugins may use others).
+    :returns: ``False`` to forbid (any ``False`` wins), ``True`` to allow, ``None`` for
+        no opinion. With no opinion at all, ``marketing`` is forbidden (no recorded
+        consent, no marketing) and every other purpose is allowed.
+
+    Since hook API 1.1.
+    """
+
+
+@hookspec(firstresult=True)
+def clientela_send_message(message: dict) -> dict | None:
+    """Send an outbound message on a channel (question hook; the first answer wins).
+
+    Ask through ``clientela.core.channels.send_message``, which checks
+    ``clientela_contact_allowed`` first. A plugin that owns the channel (the
+    collaborative plugin owns ``email``: per-tenant SMTP, templates, threading) sends
+    it, records the outbound interaction and answers; with no answer for ``email``, the
+    core sends through the application's mail driver (``clientela.core.mail``) and
+    records the interaction itself.
+
+    :param message: ``{"channel", "customer_id", "to", "subject", "body",
+        "purpose", "html" (optional), "headers" (optional dict), "source" (optional,
+        e.g. ``"campaign"``), "external_id" (optional, idempotency), "attributes"
+        (optional dict stored on the interaction)}``.
+    :returns: ``{"status": "sent"|"queued"|"failed", "interaction_id", "message_id",
+        "error"}``, or ``None`` when the plugin does not handle the channel.
+
+    Since hook API 1.1.
+    """
+
+
+@hookspec
+def clientela_segments() -> list[dict] | None:
+    """The customer segments (audiences) a plugin offers to others (question hook).
+
+    Campaigns and automations target segments without knowing which plugin defines
+    them; the analytical plugin offers its saved segments (RFM, CLV, rules).
+
+    :returns: ``[{"id": str, "name": str, "size": int | None, "source": str}]`` or
+        ``None``. ``id`` must be unique across plugins (prefix it, e.g.
+        ``"analytical:<uuid>"``).
+
+    Since hook API 1.1.
+    """
+
+
+@hookspec(firstresult=True)
+def clientela_segment_members(segment_id: str) -> list | None:
+    """The customer ids in a segment, evaluated now (question hook; first answer wins).
+
+    :param segment_id: an ``id`` from ``clientela_segments``.
+    :returns: a list of customer ids (``uuid.UUID``) of the current tenant, or ``None``
+        when the segment is not this plugin's.
+
+    Since hook API 1.1.
+    """
+
+
+@hookspec
+def clientela_automation_actions(register: Callable[..., None]) -> None:
+    """Offer actions to automation rules (contribution hook).
+
+    The tailor-made plugin's automation rules run actions; the core and that plugin
+    supply generic ones (set a field, add a tag, send a webhook) and other plugins add
+    theirs (the operational plugin's ``create_task``).
+
+    :param register: call ``register(key, label, function, params=None)``: ``function``
+        is called as ``function(entity, params)`` inside the tenant context and the
+        transaction of the rule's job, ``entity`` being the record that triggered the
+        rule (or ``None`` for date triggers without a record); ``params`` is the
+        action's configuration, described by ``params``, a mapping ``{name: type}``.
+        It returns a short JSON-serialisable result for the rule's execution log.
+    :returns: nothing.
+
+    Since hook API 1.1.
+    """
+
+
+@hookspec
+def clientela_inbound_message(interaction: Any, thread: list) -> dict | None:
+    """An inbound message that needs an answer was recorded (question hook).
+
+    Asked by the collaborative plugin, in the transaction, for every inbound message on
+    any channel matched to a customer. The operational plugin answers by opening a
+    service case, or by adding the message to the open case of its thread.
+
+    :param interaction: the inbound ``Interaction``.
+    :param thread: the earlier interactions of the same conversation, oldest first.
+    :returns: ``{"type": "case", "id": ..., "created": bool}`` when the plugin linked
+        the message to one of its records, or ``None``.
+
+    Since hook API 1.1.
+    """

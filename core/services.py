@@ -261,7 +261,8 @@ def record_interaction(customer_id: uuid.UUID, channel: str, *, direction: str =
                        occurred_at: dt.datetime | None = None, subject: str = "",
                        body: str = "", outcome: str | None = None,
                        user_id: uuid.UUID | None = None, source: str | None = None,
-                       external_id: str | None = None) -> Interaction:
+                       external_id: str | None = None,
+                       attributes: dict | None = None) -> Interaction:
     """Record one touchpoint on the customer's timeline. Flushes.
 
     With ``source`` and ``external_id``, recording the same interaction again
@@ -290,6 +291,8 @@ def record_interaction(customer_id: uuid.UUID, channel: str, *, direction: str =
         source=source,
         external_id=external_id,
     )
+    if attributes:
+        interaction.attributes = dict(attributes)
     db.session.add(interaction)
     db.session.flush()
     return interaction

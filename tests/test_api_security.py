@@ -16,78 +16,36 @@ from clientela.core.db import db
 ID_PARAM = re.compile(r"<(?:uuid:)?(\w+)>")
 
 
+def _record_modules():
+    """``tests/security_records/*.py``: one module per plugin (and the core), run in ORDER.
+
+    Each has ``ORDER`` (an int), ``make(api, records) -> dict`` (the ids of one record of
+    each kind its routes name, made in ``api``'s tenant; ``records`` holds what earlier
+    modules made, e.g. ``customer_id``) and ``BODIES`` (``{(method, rule): body}`` valid
+    enough to get past input validation, so that the answer is about the id).
+    """
+    import importlib.util
+    import pathlib
+
+    modules = []
+    for path in sorted((pathlib.Path(__file__).parent / "security_records").glob("*.py")):
+        spec = importlib.util.spec_from_file_location(f"security_records_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        modules.append(module)
+    return sorted(modules, key=lambda m: m.ORDER)
+
+
+RECORD_MODULES = _record_modules()
+BODIES = {key: body for m in RECORD_MODULES for key, body in m.BODIES.items()}
+
+
 def make_records(api) -> dict[str, str]:
     """One record of each kind a route can name, in ``api``'s tenant."""
-    customer = api.customer(first_name="Secret", email="secret@example.com")
-    interaction = api.post(f"/api/v1/customers/{customer['id']}/interactions",
-                           json={"channel": "phone", "subject": "secret call"}).json
-    role = api.post("/api/v1/roles", json={"name": "auditor", "permissions": {
-        "audit:read": "all"}}).json
-    token = api.post("/api/v1/tokens", json={"name": "secret"}).json
-    from clientela.core import jobs
-
-    with tenancy.tenant_context(api.tenant.id):
-        job_id = jobs.enqueue("core.purge_finished_jobs")
-        db.session.commit()
-    # the operational plugin's records
-    lead = api.post("/api/v1/leads", json={"first_name": "Secret", "company": "Secret Spa"}).json
-    rule = api.post("/api/v1/lead-scoring-rules", json={"name": "secret rule",
-                                                        "field": "source", "points": 1}).json
-    form = api.post("/api/v1/web-forms", json={"name": "secret form"}).json
-    pipeline = api.post("/api/v1/pipelines", json={"name": "secret pipeline"}).json
-    deal = api.post("/api/v1/deals", json={"title": "secret deal", "amount": "10",
-                                           "customer_id": customer["id"]}).json
-    target = api.post("/api/v1/sales-targets", json={
-        "owner_id": str(api.users["sales"].id), "period": "month",
-        "period_start": "2030-01-01", "amount": "1000"}).json
-    segment = api.post("/api/v1/segments", json={"name": "secret segment", "rules": [
-        {"field": "orders", "op": "gte", "value": 1}]}).json
-    # the tailor-made plugin's records; the webhook last, or this tenant's later
-    # writes would be delivered to it
-    field = api.post("/api/v1/custom-fields", json={"entity_type": "customers",
-                                                    "key": "secret_code", "type": "text"}).json
-    webhook = api.post("/api/v1/webhooks", json={"url": "https://example.com/secret",
-                                                 "events": ["customers.insert"]}).json
-    api.customer(first_name="Secret delivery")
-    delivery = api.get(f"/api/v1/webhooks/{webhook['id']}/deliveries").json[0]
-    return {
-        "field_id": field["id"],
-        "webhook_id": webhook["id"],
-        "delivery_id": delivery["id"],
-        "segment_id": segment["id"],
-        "job_id": str(job_id),
-        "customer_id": customer["id"],
-        "interaction_id": interaction["id"],
-        "role_id": role["id"],
-        "token_id": token["id"],
-        "user_id": str(api.users["sales"].id),
-        "lead_id": lead["id"],
-        "rule_id": rule["id"],
-        "form_id": form["id"],
-        "pipeline_id": pipeline["id"],
-        "deal_id": deal["id"],
-        "target_id": target["id"],
-    }
-
-
-#: bodies valid enough to get past input validation, so that the answer is about the id
-BODIES = {
-    ("POST", "/api/v1/customers/<uuid:customer_id>/merge"): "merge",
-    ("POST", "/api/v1/customers/<uuid:customer_id>/interactions"): {"channel": "phone"},
-    ("PATCH", "/api/v1/customers/<uuid:customer_id>"): {"stage": "former"},
-    ("PATCH", "/api/v1/users/<uuid:user_id>"): {"name": "pwned"},
-    ("PATCH", "/api/v1/roles/<uuid:role_id>"): {"description": "pwned"},
-    ("PATCH", "/api/v1/custom-fields/<uuid:field_id>"): {"label": "pwned"},
-    ("PATCH", "/api/v1/webhooks/<uuid:webhook_id>"): {"description": "pwned"},
-    ("PATCH", "/api/v1/segments/<uuid:segment_id>"): {"description": "pwned"},
-    ("PATCH", "/api/v1/leads/<uuid:lead_id>"): {"status": "contacted"},
-    ("PATCH", "/api/v1/lead-scoring-rules/<uuid:rule_id>"): {"points": 99},
-    ("PATCH", "/api/v1/web-forms/<uuid:form_id>"): {"name": "pwned"},
-    ("PATCH", "/api/v1/pipelines/<uuid:pipeline_id>"): {"name": "pwned"},
-    ("PATCH", "/api/v1/deals/<uuid:deal_id>"): {"title": "pwned"},
-    ("POST", "/api/v1/deals/<uuid:deal_id>/close"): {"outcome": "won"},
-    ("PATCH", "/api/v1/sales-targets/<uuid:target_id>"): {"amount": "1"},
-}
+    records: dict[str, str] = {}
+    for module in RECORD_MODULES:
+        records.update(module.make(api, records))
+    return records
 
 
 def tenant_snapshot(tenant_id) -> dict[str, str]:

@@ -1,0 +1,22 @@
+"""The tailor-made plugin's records for the cross-tenant test.
+
+Last (ORDER 100): once the webhook exists, this tenant's later writes are delivered to it.
+"""
+
+ORDER = 100
+
+BODIES = {
+    ("PATCH", "/api/v1/custom-fields/<uuid:field_id>"): {"label": "pwned"},
+    ("PATCH", "/api/v1/webhooks/<uuid:webhook_id>"): {"description": "pwned"},
+}
+
+
+def make(api, records):
+    field = api.post("/api/v1/custom-fields", json={"entity_type": "customers",
+                                                    "key": "secret_code", "type": "text"}).json
+    webhook = api.post("/api/v1/webhooks", json={"url": "https://example.com/secret",
+                                                 "events": ["customers.insert"]}).json
+    api.customer(first_name="Secret delivery")
+    delivery = api.get(f"/api/v1/webhooks/{webhook['id']}/deliveries").json[0]
+    return {"field_id": field["id"], "webhook_id": webhook["id"],
+            "delivery_id": delivery["id"]}
