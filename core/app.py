@@ -146,6 +146,21 @@ def collect_contributions(app: Flask, ext: Clientela) -> None:
     def register_command(plugin: str):
         def register(command: click.Command) -> None:
             owner = getattr(command, "_clientela_plugin", None)
+            existing = ext.commands.get(command.name)
+            if isinstance(existing, click.Group) and isinstance(command, click.Group) and (
+                    getattr(existing, "_clientela_plugin", None) != plugin):
+                # a plugin extends a group (``clientela import leads``): the subcommands join
+                # a copy of it, so neither the module-level group nor another app changes
+                merged = click.Group(existing.name, commands=dict(existing.commands),
+                                     help=existing.help, short_help=existing.short_help)
+                for name, sub in command.commands.items():
+                    if name in merged.commands:
+                        raise PluginError(plugin, f"command '{command.name} {name}' is "
+                                                  "already registered")
+                    merged.add_command(sub, name)
+                merged._clientela_plugin = existing._clientela_plugin
+                ext.commands[command.name] = merged
+                return
             if command.name in ext.commands and owner != plugin:
                 other = getattr(ext.commands[command.name], "_clientela_plugin", "?")
                 raise PluginError(

@@ -424,9 +424,11 @@ def profile(customer_id: uuid.UUID, principal: Principal) -> dict[str, Any]:
             "count": count,
             "recent": [interaction_data(i) for i in recent],
         }
-    for section in _hook().clientela_customer_profile(customer=customer):
-        if section:
-            result["sections"].append(json_safe(section))
+    for answer in _hook().clientela_customer_profile(customer=customer):
+        # a plugin answers one section, or a list of them
+        for section in answer if isinstance(answer, list) else [answer]:
+            if section:
+                result["sections"].append(json_safe(section))
     return result
 
 

@@ -388,7 +388,9 @@ def clientela_customer_profile(customer: Any) -> dict | None:
     """Contribute a section to the customer's 360° view.
 
     :param customer: the ``Customer``.
-    :returns: ``{"key": ..., "title": ..., "data": {...}}`` or ``None``.
+    :returns: ``{"key": ..., "title": ..., "data": {...}}``, a list of such sections (since
+        hook API 1.1: a plugin with several kinds of records gives one section each), or
+        ``None``.
 
     Since hook API 1.0.
     """

@@ -665,7 +665,8 @@ def test_export_erase_and_merge_cover_leads_and_deals(api):
     ok(api.post(f"/api/v1/customers/{customer['id']}/merge", json={"other_id": twin["id"]}))
     assert ok(api.get(f"{DEALS}/{twin_deal['id']}"))["customer_id"] == customer["id"]
     summary = ok(api.post(f"/api/v1/customers/{customer['id']}/erase"))
-    assert summary["plugins"]["operational"] == {"leads_anonymised": 1, "deals_anonymised": 2}
+    assert summary["plugins"]["operational"] == {"leads_anonymised": 1, "deals_anonymised": 2,
+                                                 "tasks_anonymised": 0, "cases_anonymised": 0}
     erased = ok(api.get(f"{LEADS}/{new['id']}"))
     assert erased["email"] is None and erased["first_name"] is None and erased["message"] == ""
     assert erased["status"] == "converted"

@@ -17,6 +17,12 @@ PERMISSIONS = {
     "pipelines:write": "create, change and delete pipelines and their stages",
     "forecast:read": "see the sales forecast and targets",
     "targets:write": "set sales targets",
+    "tasks:read": "see tasks and activities",
+    "tasks:write": "create, change, complete and delete tasks",
+    "cases:read": "see service cases and their interactions",
+    "cases:write": "open, change, assign, resolve and close service cases",
+    "routing:configure": "manage the routing rules that assign new leads, cases and tasks",
+    "sla:configure": "manage SLA policies",
 }
 
 
@@ -24,7 +30,9 @@ PERMISSIONS = {
 def clientela_models(register):
     from clientela.plugins.operational.models import MODELS
 
-    for model in MODELS:
+    from clientela.plugins.operational.work_models import WORK_MODELS
+
+    for model in MODELS + WORK_MODELS:
         register(model)
 
 
@@ -36,6 +44,10 @@ def clientela_config_defaults(register):
              "web-to-lead submissions allowed per client address")
     register("OPERATIONAL_FORMS_BASE_URL", "",
              "public base URL of POST /forms/<key> in snippets (default: the request's host)")
+    register("OPERATIONAL_TASK_REMINDER_MINUTES", 60,
+             "the reminder job notifies a task's owner this many minutes before it is due")
+    register("OPERATIONAL_CASES_FROM_INBOUND", True,
+             "open a service case for an inbound message (or add it to its thread's case)")
 
 
 @hookimpl
@@ -49,18 +61,33 @@ def clientela_roles(register):
     register("admin", list(PERMISSIONS))
     register("manager", list(PERMISSIONS))
     register("sales", [("leads:read", "own"), ("leads:write", "own"), ("deals:read", "own"),
-                       ("deals:write", "own"), ("forecast:read", "own")])
+                       ("deals:write", "own"), ("forecast:read", "own"),
+                       ("tasks:read", "own"), ("tasks:write", "own")])
     register("marketing", ["leads:read", "leads:write", "leads:configure", "forms:read",
-                           "forms:write"])
-    register("analyst", ["leads:read", "deals:read", "forecast:read", "forms:read"])
+                           "forms:write", ("tasks:read", "own"), ("tasks:write", "own")])
+    # a service desk works one shared queue: every case; deals only when a role grants them
+    register("service", ["cases:read", "cases:write", ("tasks:read", "own"),
+                         ("tasks:write", "own")])
+    register("analyst", ["leads:read", "deals:read", "forecast:read", "forms:read",
+                         "tasks:read", "cases:read"])
 
 
 @hookimpl
 def clientela_api_blueprints(register):
     from clientela.plugins.operational import api
 
-    for blueprint in api.BLUEPRINTS:
+    from clientela.plugins.operational import cases_api, work_api
+
+    for blueprint in api.BLUEPRINTS + work_api.BLUEPRINTS + cases_api.BLUEPRINTS:
         register(blueprint)
+
+
+@hookimpl
+def clientela_cli_commands(register):
+    from clientela.plugins.operational import cli
+
+    for command in cli.COMMANDS:
+        register(command)
 
 
 @hookimpl
@@ -94,28 +121,59 @@ def clientela_demo_data(tenant):
 def clientela_customer_profile(customer):
     from flask import g, has_request_context
 
-    from clientela.plugins.operational import services
+    from clientela.plugins.operational import services, work_hooks
 
     principal = g.get("principal") if has_request_context() else None
-    return services.profile_section(customer, principal)
+    sections = [services.profile_section(customer, principal),
+                *work_hooks.profile_sections(customer, principal)]
+    return [s for s in sections if s] or None
 
 
 @hookimpl
 def clientela_customer_export(customer):
-    from clientela.plugins.operational import services
+    from clientela.plugins.operational import services, work_hooks
 
-    return services.export_for(customer)
+    answer = services.export_for(customer)
+    answer["operational"].update(work_hooks.export_for(customer))
+    return answer
 
 
 @hookimpl
 def clientela_customer_erase(customer):
-    from clientela.plugins.operational import services
+    from clientela.plugins.operational import services, work_hooks
 
-    return services.erase_for(customer)
+    return {**services.erase_for(customer), **work_hooks.erase_for(customer)}
 
 
 @hookimpl
 def clientela_customer_merged_precommit(survivor, merged_id):
-    from clientela.plugins.operational import services
+    from clientela.plugins.operational import services, work_hooks
 
     services.merge_into(survivor, merged_id)
+    work_hooks.merge_into(survivor, merged_id)
+
+
+@hookimpl
+def clientela_jobs(register):
+    from clientela.plugins.operational import cases, work
+
+    register(work.remind_due_tasks, name="operational.remind_due_tasks",
+             schedule={"minute": "*/5"})
+    register(cases.check_sla_breaches, name="operational.check_sla_breaches",
+             schedule={"minute": "*/5"})
+
+
+@hookimpl
+def clientela_automation_actions(register):
+    from clientela.plugins.operational import work
+
+    register("create_task", "Create a task", work.automation_create_task,
+             params={"title": "text", "due_in_days": "integer", "assignee_id": "text",
+                     "kind": "text"})
+
+
+@hookimpl
+def clientela_inbound_message(interaction, thread):
+    from clientela.plugins.operational import cases
+
+    return cases.on_inbound_message(interaction, thread)

@@ -245,8 +245,8 @@ def create_lead(data: dict[str, Any], principal: Principal | None = None, *,
     data = _normalise_contact(dict(data))
     if principal is not None:
         access.require(principal, "leads:write")
-        data.setdefault("owner_id", principal.user_id)
-        _check_owner(data.get("owner_id"), principal, "leads:write")
+        if "owner_id" in data:
+            _check_owner(data["owner_id"], principal, "leads:write")
     if web_form is not None:
         data.setdefault("source", web_form.source)
         data["owner_id"] = web_form.owner_id
@@ -255,11 +255,27 @@ def create_lead(data: dict[str, Any], principal: Principal | None = None, *,
         raise ValidationError({"email": ["give a name, a company, an e-mail or a phone"]})
     if data.get("status") == "converted":
         raise ValidationError({"status": ["a lead becomes converted through /convert"]})
+    if data.get("owner_id") is None and ("owner_id" not in data or web_form is not None):
+        data["owner_id"] = _routed_owner(data, principal)
     lead = Lead(**data)
     lead.score = score(lead)
     db.session.add(lead)
     db.session.flush()
     return lead
+
+
+def _routed_owner(data: dict[str, Any], principal: Principal | None) -> uuid.UUID | None:
+    """The owner of a lead nobody was assigned to: the routing rules' choice (when the
+    creator may assign others), else the creator."""
+    from clientela.plugins.operational import work
+
+    if work.may_route(principal, "leads:write"):
+        draft = Lead(**data)
+        draft.score = score(draft)
+        routed = work.route("lead", draft)
+        if routed is not None:
+            return routed
+    return principal.user_id if principal is not None else None
 
 
 def update_lead(lead_id: uuid.UUID, data: dict[str, Any], principal: Principal) -> Lead:

@@ -1,0 +1,129 @@
+"""Tasks and cases in the customer's 360° view, data-subject export and erasure, and merge."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+
+from clientela.core.access import Principal
+from clientela.core.db import db
+from clientela.core.models import AuditEvent, Customer
+from clientela.plugins.operational import cases, work
+from clientela.plugins.operational.work_models import (
+    CaseInteraction,
+    ServiceCase,
+    Task,
+    WorkNotification,
+)
+
+
+def _row(obj) -> dict[str, Any]:
+    from clientela.core.events import json_safe
+
+    return {attr.key: json_safe(getattr(obj, attr.key))
+            for attr in sa.inspect(type(obj)).column_attrs if attr.key != "tenant_id"}
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def profile_sections(customer: Customer, principal: Principal | None) -> list[dict[str, Any]]:
+    """The "Tasks" and "Cases" sections, within the viewer's record scope."""
+    sections = []
+    if principal is None or principal.can("tasks:read"):
+        stmt = (work.tasks_query(principal, customer_id=customer.id) if principal is not None
+                else db.select(Task).where(Task.customer_id == customer.id))
+        tasks = db.session.execute(stmt.order_by(Task.due_at.is_(None), Task.due_at.desc(),
+                                                 Task.id)).scalars().all()
+        if tasks:
+            sections.append({"key": "tasks", "title": "Tasks", "data": {
+                "open": sum(t.status in work.OPEN_TASK for t in tasks),
+                "done": sum(t.status == "done" for t in tasks),
+                "recent": [{"id": str(t.id), "title": t.title, "kind": t.kind,
+                            "status": t.status, "due_at": _iso(t.due_at),
+                            "owner_id": str(t.owner_id) if t.owner_id else None}
+                           for t in tasks[:10]],
+            }})
+    if principal is None or principal.can("cases:read"):
+        stmt = (cases.cases_query(principal, customer_id=customer.id) if principal is not None
+                else db.select(ServiceCase).where(ServiceCase.customer_id == customer.id))
+        found = db.session.execute(stmt.order_by(ServiceCase.created_at.desc(), ServiceCase.id)
+                                   ).scalars().all()
+        if found:
+            rated = [c.satisfaction for c in found if c.satisfaction is not None]
+            sections.append({"key": "cases", "title": "Service cases", "data": {
+                "open": sum(c.status in cases.OPEN_CASE for c in found),
+                "resolved": sum(c.status in cases.DONE_CASE for c in found),
+                "breached": sum(bool(c.first_response_breached_at or c.resolution_breached_at)
+                                for c in found),
+                "satisfaction": round(sum(rated) / len(rated), 2) if rated else None,
+                "recent": [{"id": str(c.id), "subject": c.subject, "status": c.status,
+                            "priority": c.priority, "created_at": _iso(c.created_at)}
+                           for c in found[:10]],
+            }})
+    return sections
+
+
+def _cases_of(customer_id: uuid.UUID) -> list[ServiceCase]:
+    return list(db.session.execute(db.select(ServiceCase).where(
+        ServiceCase.customer_id == customer_id).order_by(ServiceCase.created_at)).scalars())
+
+
+def _tasks_of(customer_id: uuid.UUID) -> list[Task]:
+    return list(db.session.execute(db.select(Task).where(
+        Task.customer_id == customer_id).order_by(Task.created_at)).scalars())
+
+
+def export_for(customer: Customer) -> dict[str, Any]:
+    found = _cases_of(customer.id)
+    links: dict[uuid.UUID, list[str]] = {}
+    if found:
+        for case_id, interaction_id in db.session.execute(
+                sa.select(CaseInteraction.case_id, CaseInteraction.interaction_id)
+                .where(CaseInteraction.case_id.in_([c.id for c in found]))):
+            links.setdefault(case_id, []).append(str(interaction_id))
+    return {
+        "tasks": [_row(t) for t in _tasks_of(customer.id)],
+        "cases": [{**_row(c), "interaction_ids": links.get(c.id, [])} for c in found],
+    }
+
+
+def erase_for(customer: Customer) -> dict[str, Any]:
+    """Blank the words of the customer's tasks and cases; statuses, dates, priorities,
+    SLA figures and ratings stay for reporting."""
+    tasks = _tasks_of(customer.id)
+    found = _cases_of(customer.id)
+    for task in tasks:
+        task.title = f"Task {str(task.id)[-12:]}"
+        task.description = ""
+        task.outcome = None
+        task.attributes = {}
+    for case in found:
+        case.subject = f"Case {str(case.id)[-12:]}"
+        case.description = ""
+        case.attributes = {}
+    db.session.flush()
+    ids = [t.id for t in tasks] + [c.id for c in found]
+    if ids:
+        # notifications and the audit trail repeat the same words
+        db.session.execute(sa.update(WorkNotification).where(
+            WorkNotification.related_id.in_(ids)).values(subject="(erased)")
+            .execution_options(synchronize_session=False))
+        db.session.execute(sa.update(AuditEvent).where(AuditEvent.entity_id.in_(ids))
+                           .values(changes={"redacted": "erased"})
+                           .execution_options(synchronize_session=False))
+    return {"tasks_anonymised": len(tasks), "cases_anonymised": len(found)}
+
+
+def merge_into(survivor: Customer, merged_id: uuid.UUID) -> None:
+    db.session.execute(sa.update(Task).where(Task.related_type == "customer",
+                                             Task.related_id == merged_id)
+                       .values(related_id=survivor.id)
+                       .execution_options(synchronize_session="fetch"))
+    for model in (Task, ServiceCase):
+        db.session.execute(sa.update(model).where(model.customer_id == merged_id)
+                           .values(customer_id=survivor.id)
+                           .execution_options(synchronize_session="fetch"))
