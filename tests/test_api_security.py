@@ -168,6 +168,18 @@ MATRIX = [
     ("POST", "/api/v1/sales-targets", {"owner_id": "{sales_user}", "period": "month",
                                        "period_start": "2030-01-01", "amount": "100"},
      {"admin", "manager"}),
+    # the operational plugin's tasks, cases, routing and SLA
+    ("GET", "/api/v1/tasks", None, ALL),
+    ("POST", "/api/v1/tasks", {"title": "t"}, WRITERS),
+    ("GET", "/api/v1/my-work", None, ALL),
+    ("GET", "/api/v1/cases", None, {"admin", "manager", "service", "analyst"}),
+    ("POST", "/api/v1/cases", {"subject": "c", "customer_id": "{admin_customer}"},
+     {"admin", "manager", "service"}),
+    ("GET", "/api/v1/sla-policies", None, {"admin", "manager", "service", "analyst"}),
+    ("POST", "/api/v1/sla-policies", {"name": "s-{role}"}, {"admin", "manager"}),
+    ("GET", "/api/v1/routing-rules", None, {"admin", "manager"}),
+    ("POST", "/api/v1/routing-rules", {"name": "r", "entity_type": "task",
+                                       "user_ids": ["{sales_user}"]}, {"admin", "manager"}),
 ]
 
 

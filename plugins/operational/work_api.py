@@ -106,25 +106,25 @@ class RoutingRules(MethodView):
         return rule
 
 
-@routing_blp.route("/<uuid:rule_id>")
+@routing_blp.route("/<uuid:routing_rule_id>")
 class RoutingRuleById(MethodView):
     @routing_blp.response(200, schemas.RoutingRule)
-    def get(self, rule_id: uuid.UUID):
+    def get(self, routing_rule_id: uuid.UUID):
         """One rule."""
-        return work.get_rule(rule_id, current_principal())
+        return work.get_rule(routing_rule_id, current_principal())
 
     @routing_blp.arguments(schemas.RoutingRuleUpdate(partial=True))
     @routing_blp.response(200, schemas.RoutingRule)
-    def patch(self, data, rule_id: uuid.UUID):
+    def patch(self, data, routing_rule_id: uuid.UUID):
         """Change a rule (a new ``user_ids`` list starts its round robin again)."""
-        rule: RoutingRule = work.update_rule(rule_id, data, current_principal())
+        rule: RoutingRule = work.update_rule(routing_rule_id, data, current_principal())
         db.session.commit()
         return rule
 
     @routing_blp.response(204)
-    def delete(self, rule_id: uuid.UUID):
+    def delete(self, routing_rule_id: uuid.UUID):
         """Delete a rule."""
-        work.delete_rule(rule_id, current_principal())
+        work.delete_rule(routing_rule_id, current_principal())
         db.session.commit()
 
 
