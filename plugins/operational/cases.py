@@ -291,6 +291,9 @@ def update_case(case_id: uuid.UUID, data: dict[str, Any], principal: Principal
         _check_customer(data["customer_id"])
     if "owner_id" in data:
         work.check_owner(data["owner_id"], principal, "cases:write")
+        if data["owner_id"] not in (None, case.owner_id, principal.user_id):
+            work.notify(data["owner_id"], "assigned", f"assigned:{case.id}:{data['owner_id']}",
+                        f"Case assigned to you: {case.subject}", "case", case.id)
     status = data.pop("status", case.status)
     satisfaction = data.pop("satisfaction", None)
     if satisfaction is not None and status != "closed":

@@ -20,6 +20,9 @@ from clientela.core.access import Principal
 from clientela.core.db import db, utcnow
 from clientela.core.errors import Forbidden, NotFound, ValidationError
 from clientela.core.models import Customer, User
+from clientela.plugins.operational.models import Deal, Lead
+from clientela.plugins.operational.services import INTERACTION_SOURCE
+from clientela.plugins.operational.services import _check_owner as check_owner
 from clientela.plugins.operational.work_models import (
     PRIORITIES,
     ROUTING_OPERATORS,
@@ -29,7 +32,6 @@ from clientela.plugins.operational.work_models import (
     WorkNotification,
 )
 
-INTERACTION_SOURCE = "operational"
 TASK_SORT = {"created_at", "updated_at", "due_at", "priority", "status", "title"}
 OPEN_TASK = ("open", "in_progress")
 OPEN_CASE = ("new", "open", "pending")
@@ -40,22 +42,6 @@ TASK_CHANNELS = {"call": ("phone", "outbound"), "email": ("email", "outbound"),
 
 def _now(now: dt.datetime | None) -> dt.datetime:
     return now or utcnow()
-
-
-def check_owner(owner_id: uuid.UUID | None, principal: Principal | None, permission: str,
-                field: str = "owner_id") -> None:
-    """The owner must be an active user of the tenant; with ``own`` scope, only oneself."""
-    if principal is not None and principal.scope(permission) == "own" and (
-        owner_id != principal.user_id
-    ):
-        raise Forbidden("you may only assign records to yourself")
-    if owner_id is None:
-        return
-    found = db.session.execute(
-        db.select(User.id).where(User.id == owner_id, User.is_active.is_(True))
-    ).first()
-    if found is None:
-        raise ValidationError({field: ["no active user with this id"]})
 
 
 def may_route(principal: Principal | None, permission: str) -> bool:
@@ -72,17 +58,16 @@ ROUTING_FIELDS = {
     "case": ("priority", "category", "channel", "queue", "subject", "status"),
     "task": ("kind", "priority", "related_type", "title"),
 }
-#: what counts as an open item for "least loaded"
-_OPEN_ITEMS = {"task": (Task, Task.status.in_(OPEN_TASK)),
-               "case": (ServiceCase, ServiceCase.status.in_(OPEN_CASE))}
+OPEN_LEAD = ("new", "contacted", "qualified")
 
 
 def _open_items(entity_type: str):
+    """The model and the condition of an open item, for "least loaded"."""
     if entity_type == "lead":
-        from clientela.plugins.operational.models import Lead
-
-        return Lead, Lead.status.in_(("new", "contacted", "qualified"))
-    return _OPEN_ITEMS[entity_type]
+        return Lead, Lead.status.in_(OPEN_LEAD)
+    if entity_type == "case":
+        return ServiceCase, ServiceCase.status.in_(OPEN_CASE)
+    return Task, Task.status.in_(OPEN_TASK)
 
 
 def check_conditions(entity_type: str, conditions: list[dict]) -> None:
@@ -261,8 +246,6 @@ def delete_rule(rule_id: uuid.UUID, principal: Principal) -> None:
 
 def related_record(related_type: str, related_id: uuid.UUID) -> Any:
     """The customer, lead, deal or case a task is about, in the current tenant (or 422)."""
-    from clientela.plugins.operational.models import Deal, Lead
-
     model = {"customer": Customer, "lead": Lead, "deal": Deal, "case": ServiceCase}[related_type]
     record = db.session.execute(db.select(model).where(model.id == related_id)
                                 ).scalar_one_or_none()
@@ -470,6 +453,8 @@ def my_work(principal: Principal, now: dt.datetime | None = None) -> dict[str, A
     """The open tasks and cases assigned to ``principal``: overdue first (the longest overdue
     first), then by due time, then undated; and the unread notifications."""
     now = _now(now)
+    if not principal.can("tasks:read") and not principal.can("cases:read"):
+        raise Forbidden("you lack the permission 'tasks:read' or 'cases:read'")
     items = []
     if principal.can("tasks:read"):
         for task in db.session.execute(db.select(Task).where(
@@ -488,8 +473,6 @@ def my_work(principal: Principal, now: dt.datetime | None = None) -> dict[str, A
                           "due_at": case_due(case), "kind": case.category,
                           "related_type": None, "related_id": None,
                           "customer_id": case.customer_id})
-    if not items and not principal.can("tasks:read") and not principal.can("cases:read"):
-        raise Forbidden("you lack the permission 'tasks:read' or 'cases:read'")
     for item in items:
         item["overdue"] = item["due_at"] is not None and item["due_at"] < now
     far = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
@@ -505,8 +488,6 @@ def my_work(principal: Principal, now: dt.datetime | None = None) -> dict[str, A
 
 
 def _related_of(entity: Any) -> tuple[str | None, uuid.UUID | None]:
-    from clientela.plugins.operational.models import Deal, Lead
-
     for model, name in ((Customer, "customer"), (Lead, "lead"), (Deal, "deal"),
                         (ServiceCase, "case")):
         if isinstance(entity, model):
