@@ -139,6 +139,14 @@ def test_task_crud_links_to_a_customer_lead_deal_or_case_of_the_tenant(api, othe
     assert api.delete(path).status_code == 204
     assert api.get(path).status_code == 404
     assert other_api.get(f"{TASKS}/{service_case['id']}").status_code == 404
+    # a deleted lead or case leaves its tasks, about nothing any more
+    about_lead = ok(api.get(f"{TASKS}?related_type=lead"))[0]
+    assert api.delete(f"{LEADS}/{lead['id']}").status_code == 204
+    assert api.delete(f"{CASES}/{service_case['id']}").status_code == 204
+    orphan = ok(api.get(f"{TASKS}/{about_lead['id']}"))
+    assert orphan["related_type"] is None and orphan["related_id"] is None
+    assert ok(api.get(f"{TASKS}?related_type=case")) == []
+    assert len(ok(api.get(f"{TASKS}?customer_id={customer['id']}"))) == 2  # deal, case
 
 
 def test_completing_a_task_about_a_customer_records_it_on_the_timeline(api):

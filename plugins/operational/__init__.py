@@ -154,6 +154,13 @@ def clientela_customer_merged_precommit(survivor, merged_id):
 
 
 @hookimpl
+def clientela_entity_changed_precommit(change):
+    from clientela.plugins.operational import work_hooks
+
+    work_hooks.unlink_deleted(change)
+
+
+@hookimpl
 def clientela_jobs(register):
     from clientela.plugins.operational import cases, work
 

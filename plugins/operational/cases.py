@@ -27,7 +27,6 @@ from clientela.plugins.operational.work_models import (
     CaseInteraction,
     ServiceCase,
     SlaPolicy,
-    Task,
 )
 
 CASE_SORT = {"created_at", "updated_at", "priority", "status", "subject",
@@ -333,8 +332,6 @@ def update_case(case_id: uuid.UUID, data: dict[str, Any], principal: Principal
 
 def delete_case(case_id: uuid.UUID, principal: Principal) -> None:
     case = get_case(case_id, principal, "cases:write")
-    db.session.execute(sa.delete(Task).where(Task.related_type == "case",
-                                             Task.related_id == case.id))
     db.session.delete(case)
     db.session.flush()
 

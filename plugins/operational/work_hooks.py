@@ -127,3 +127,20 @@ def merge_into(survivor: Customer, merged_id: uuid.UUID) -> None:
         db.session.execute(sa.update(model).where(model.customer_id == merged_id)
                            .values(customer_id=survivor.id)
                            .execution_options(synchronize_session="fetch"))
+
+
+#: the tables whose rows a task can be about, by ``related_type``
+RELATED_TABLES = {"operational_leads": "lead", "operational_deals": "deal",
+                  "operational_cases": "case"}
+
+
+def unlink_deleted(change: Any) -> None:
+    """A deleted lead, deal or case leaves its tasks in place, about nothing any more (a
+    deleted customer takes its tasks with it, as it does its interactions)."""
+    related_type = RELATED_TABLES.get(change.entity_type)
+    if change.operation != "delete" or related_type is None:
+        return
+    db.session.execute(sa.update(Task).where(Task.related_type == related_type,
+                                             Task.related_id == change.entity_id)
+                       .values(related_type=None, related_id=None)
+                       .execution_options(synchronize_session=False))
