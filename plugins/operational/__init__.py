@@ -112,9 +112,10 @@ def clientela_tenant_created_precommit(tenant):
 
 @hookimpl
 def clientela_demo_data(tenant):
-    from clientela.plugins.operational import services
+    from clientela.plugins.operational import services, work_hooks
 
     services.load_demo()
+    work_hooks.load_demo()
 
 
 @hookimpl

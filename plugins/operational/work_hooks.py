@@ -8,12 +8,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from clientela.core.access import Principal
-from clientela.core.db import db
-from clientela.core.models import AuditEvent, Customer
+from clientela.core.db import db, utcnow
+from clientela.core.models import AuditEvent, Customer, User
 from clientela.plugins.operational import cases, work
 from clientela.plugins.operational.work_models import (
     CaseInteraction,
     ServiceCase,
+    SlaPolicy,
     Task,
     WorkNotification,
 )
@@ -144,3 +145,34 @@ def unlink_deleted(change: Any) -> None:
                                              Task.related_id == change.entity_id)
                        .values(related_type=None, related_id=None)
                        .execution_options(synchronize_session=False))
+
+
+def load_demo() -> None:
+    """A default SLA policy, a few service cases and tasks (``clientela demo``)."""
+    import datetime as dt
+
+    owner = db.session.execute(db.select(User.id).order_by(User.created_at).limit(1)).scalar()
+    people = db.session.execute(db.select(Customer).where(Customer.kind == "person")
+                                .order_by(Customer.created_at).limit(6)).scalars().all()
+    if db.session.execute(db.select(SlaPolicy.id).limit(1)).first() is None:
+        db.session.add(SlaPolicy(name="Standard", is_default=True, targets={
+            "low": {"first_response_minutes": 960, "resolution_minutes": 4800},
+            "normal": {"first_response_minutes": 240, "resolution_minutes": 1920},
+            "high": {"first_response_minutes": 60, "resolution_minutes": 960},
+            "urgent": {"first_response_minutes": 15, "resolution_minutes": 240}}))
+        db.session.flush()
+    subjects = [("Delivery arrived damaged", "high", "logistics"),
+                ("Invoice shows the wrong VAT number", "normal", "billing"),
+                ("How do I reset the device?", "low", "how-to")]
+    for customer, (subject, priority, category) in zip(people, subjects):
+        cases.create_case({"subject": subject, "priority": priority, "category": category,
+                           "channel": "phone", "queue": "level-1", "owner_id": owner,
+                           "customer_id": customer.id})
+    now = utcnow()
+    for i, (customer, (title, kind)) in enumerate(zip(people[3:], [
+            ("Follow-up call on the offer", "call"), ("Visit the new showroom", "meeting"),
+            ("Send the price list", "email")])):
+        work.create_task({"title": title, "kind": kind, "owner_id": owner,
+                          "due_at": now + dt.timedelta(days=i * 2 - 1),
+                          "related_type": "customer", "related_id": customer.id})
+    db.session.flush()
