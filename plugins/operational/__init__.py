@@ -17,14 +17,19 @@ PERMISSIONS = {
     "pipelines:write": "create, change and delete pipelines and their stages",
     "forecast:read": "see the sales forecast and targets",
     "targets:write": "set sales targets",
+    "campaigns:read": "see campaigns, their recipients and results",
+    "campaigns:write": "create, change and delete campaigns and their target lists",
+    "campaigns:send": "schedule, send and cancel campaigns",
 }
+CAMPAIGN_PERMISSIONS = ["campaigns:read", "campaigns:write", "campaigns:send"]
 
 
 @hookimpl
 def clientela_models(register):
+    from clientela.plugins.operational.campaign_models import MODELS as CAMPAIGN_MODELS
     from clientela.plugins.operational.models import MODELS
 
-    for model in MODELS:
+    for model in MODELS + CAMPAIGN_MODELS:
         register(model)
 
 
@@ -36,6 +41,9 @@ def clientela_config_defaults(register):
              "web-to-lead submissions allowed per client address")
     register("OPERATIONAL_FORMS_BASE_URL", "",
              "public base URL of POST /forms/<key> in snippets (default: the request's host)")
+    register("OPERATIONAL_TRACKING_BASE_URL", "",
+             "public base URL of campaign tracking and unsubscribe links (default: the host "
+             "the send or schedule request came to)")
 
 
 @hookimpl
@@ -51,23 +59,39 @@ def clientela_roles(register):
     register("sales", [("leads:read", "own"), ("leads:write", "own"), ("deals:read", "own"),
                        ("deals:write", "own"), ("forecast:read", "own")])
     register("marketing", ["leads:read", "leads:write", "leads:configure", "forms:read",
-                           "forms:write"])
-    register("analyst", ["leads:read", "deals:read", "forecast:read", "forms:read"])
+                           "forms:write", *CAMPAIGN_PERMISSIONS])
+    register("analyst", ["leads:read", "deals:read", "forecast:read", "forms:read",
+                         "campaigns:read"])
 
 
 @hookimpl
 def clientela_api_blueprints(register):
-    from clientela.plugins.operational import api
+    from clientela.plugins.operational import api, campaigns_api
 
-    for blueprint in api.BLUEPRINTS:
+    for blueprint in api.BLUEPRINTS + campaigns_api.BLUEPRINTS:
         register(blueprint)
 
 
 @hookimpl
 def clientela_web_blueprints(register):
-    from clientela.plugins.operational import api
+    from clientela.plugins.operational import api, campaigns_api
 
     register(api.public)
+    register(campaigns_api.public)
+
+
+@hookimpl
+def clientela_jobs(register):
+    from clientela.plugins.operational import campaigns
+
+    campaigns.register_jobs(register)
+
+
+@hookimpl
+def clientela_contact_allowed(customer, channel, purpose):
+    from clientela.plugins.operational import campaigns
+
+    return campaigns.contact_allowed(customer, channel, purpose)
 
 
 @hookimpl
@@ -102,9 +126,11 @@ def clientela_customer_profile(customer):
 
 @hookimpl
 def clientela_customer_export(customer):
-    from clientela.plugins.operational import services
+    from clientela.plugins.operational import campaigns, services
 
-    return services.export_for(customer)
+    exported = services.export_for(customer)
+    exported["operational"].update(campaigns.export_for(customer))
+    return exported
 
 
 @hookimpl
@@ -116,6 +142,7 @@ def clientela_customer_erase(customer):
 
 @hookimpl
 def clientela_customer_merged_precommit(survivor, merged_id):
-    from clientela.plugins.operational import services
+    from clientela.plugins.operational import campaigns, services
 
     services.merge_into(survivor, merged_id)
+    campaigns.merge_into(survivor, merged_id)
