@@ -593,8 +593,40 @@ def test_export_and_merge_cover_campaign_rows(api, clientela_smtp):
     created, (message,) = sent_to(api, clientela_smtp, ada)
     api.client.post(local(links(message)["unsubscribe"]))
     exported = ok(api.get(f"/api/v1/customers/{ada['id']}/export"))
-    section = exported["plugins"]["operational"]["campaigns"] if "plugins" in exported else \
-        exported["operational"]["campaigns"]
-    assert len(section["received"]) == 1 and len(section["opt_outs"]) == 1
+    section = exported["plugins"]["operational"]["campaigns"]
+    assert [r["status"] for r in section["received"]] == ["sent"]
+    assert [o["channel"] for o in section["opt_outs"]] == ["email"]
     ok(api.post(f"/api/v1/customers/{twin['id']}/merge", json={"other_id": ada["id"]}))
     assert list(recipients(api, created["id"])) == [twin["id"]]
+    # the opt-out moved with her: the survivor gets no marketing either
+    assert ok(api.get(f"/api/v1/customers/{twin['id']}/export"))["plugins"]["operational"][
+        "campaigns"]["opt_outs"][0]["channel"] == "email"
+    summary = ok(api.post(f"/api/v1/customers/{twin['id']}/erase"))
+    assert summary["plugins"]["operational"]["campaign_recipients_cleared"] == 1
+    assert recipients(api, created["id"])[twin["id"]]["message_id"] is None
+
+
+def test_a_reply_in_the_campaigns_thread_is_recorded_as_a_response(api, clientela_smtp):
+    from clientela.core import services
+    from clientela.core.models import Interaction
+
+    ada = api.customer(first_name="Ada", email="ada@example.com")
+    created, _ = sent_to(api, clientela_smtp, ada)
+    hook = api.app.extensions["clientela"].plugins.hook
+    with tenancy.tenant_context(api.tenant.id):
+        outbound = db.session.execute(sa.select(Interaction).where(
+            Interaction.customer_id == uuid.UUID(ada["id"]),
+            Interaction.direction == "outbound")).scalar_one()
+        reply = services.record_interaction(uuid.UUID(ada["id"]), "email",
+                                            subject="Re: Hello Ada")
+        # what the collaborative plugin asks for every inbound message it threads
+        hook.clientela_inbound_message(interaction=reply, thread=[outbound])
+        unrelated = services.record_interaction(uuid.UUID(ada["id"]), "email", subject="Hi")
+        hook.clientela_inbound_message(interaction=unrelated, thread=[])
+        db.session.commit()
+    row = recipients(api, created["id"])[ada["id"]]
+    assert row["replied_at"]
+    assert results(api, created["id"])["responses"]["replied"] == {"count": 1,
+                                                                   "rate": "1.0000"}
+    (replied,) = [i for i in timeline(api, ada["id"]) if i["outcome"] == "replied"]
+    assert replied["body"] == "Re: Hello Ada"

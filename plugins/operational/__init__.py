@@ -88,6 +88,15 @@ def clientela_jobs(register):
 
 
 @hookimpl
+def clientela_inbound_message(interaction, thread):
+    from clientela.plugins.operational import campaigns
+
+    # a reply to a campaign is recorded as its response; cases may answer here too
+    campaigns.inbound_message(interaction, thread)
+    return None
+
+
+@hookimpl
 def clientela_contact_allowed(customer, channel, purpose):
     from clientela.plugins.operational import campaigns
 
@@ -135,9 +144,9 @@ def clientela_customer_export(customer):
 
 @hookimpl
 def clientela_customer_erase(customer):
-    from clientela.plugins.operational import services
+    from clientela.plugins.operational import campaigns, services
 
-    return services.erase_for(customer)
+    return {**services.erase_for(customer), **campaigns.erase_for(customer)}
 
 
 @hookimpl

@@ -337,8 +337,10 @@ def audience(campaign: Campaign) -> list[uuid.UUID]:
         if not ids:
             return []
         # only this tenant's customers, whatever the answering plugin said
-        found = set(db.session.execute(db.select(Customer.id).where(Customer.id.in_(ids)))
-                    .scalars())
+        found: set[uuid.UUID] = set()
+        for start in range(0, len(ids), 1000):
+            found.update(db.session.execute(db.select(Customer.id).where(
+                Customer.id.in_(ids[start:start + 1000]))).scalars())
         return [i for i in dict.fromkeys(ids) if i in found]
     return list(db.session.execute(
         db.select(CampaignMember.customer_id).where(CampaignMember.campaign_id == campaign.id)
@@ -623,6 +625,28 @@ def record_response(recipient: CampaignRecipient, kind: str, *, detail: str = ""
     return recipient
 
 
+def inbound_message(interaction, thread: list) -> None:
+    """The plugin's part of ``clientela_inbound_message``: an inbound message whose thread
+    holds a campaign's send is a reply to that campaign. Links nothing, so answers None."""
+    for earlier in reversed(thread or []):
+        parts = (getattr(earlier, "external_id", None) or "").split(":")
+        if getattr(earlier, "source", None) != SOURCE or len(parts) != 3:
+            continue
+        try:
+            campaign_id, customer_id = uuid.UUID(parts[1]), uuid.UUID(parts[2])
+        except ValueError:
+            continue
+        recipient = db.session.execute(db.select(CampaignRecipient).where(
+            CampaignRecipient.campaign_id == campaign_id,
+            CampaignRecipient.customer_id == customer_id,
+            CampaignRecipient.status.in_(("sent", "unknown")))).scalar_one_or_none()
+        if recipient is not None:
+            record_response(recipient, "replied", detail=interaction.subject or "",
+                            occurred_at=interaction.occurred_at)
+        return None
+    return None
+
+
 def find_recipient(recipient_id: uuid.UUID) -> CampaignRecipient | None:
     return db.session.execute(db.select(CampaignRecipient).where(
         CampaignRecipient.id == recipient_id)).scalar_one_or_none()
@@ -804,6 +828,18 @@ def export_for(customer: Customer) -> dict[str, Any]:
         MarketingOptOut.customer_id == customer.id)).scalars()
     return {"campaigns": {"received": [_row(r) for r in rows],
                           "opt_outs": [_row(o) for o in opt_outs]}}
+
+
+def erase_for(customer: Customer) -> dict[str, Any]:
+    """Drop what a send recorded about the address (a transport error may quote it); the
+    opt-out stays, so that an erased customer is never marketed to again."""
+    rows = db.session.execute(db.select(CampaignRecipient).where(
+        CampaignRecipient.customer_id == customer.id)).scalars().all()
+    for row in rows:
+        row.error = row.message_id = None
+        row.attributes = {}
+    db.session.flush()
+    return {"campaign_recipients_cleared": len(rows)} if rows else {}
 
 
 def merge_into(survivor: Customer, merged_id: uuid.UUID) -> None:
