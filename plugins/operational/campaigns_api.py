@@ -8,6 +8,8 @@ import base64
 import html
 import uuid
 
+import sqlalchemy as sa
+
 from flask import Blueprint as FlaskBlueprint
 from flask import current_app, jsonify, redirect, request
 from flask.views import MethodView
@@ -238,13 +240,22 @@ def _in_tenant(found, action):
         db.session.rollback()
         return _not_found()
     with tenancy.tenant_context(tenant_id, origin="web"):
-        recipient = service.find_recipient(recipient_id)
-        if recipient is None:
-            db.session.rollback()
-            return _not_found()
-        answer = action(recipient)
-        db.session.commit()
-    return answer
+        for attempt in (1, 2):
+            recipient = service.find_recipient(recipient_id)
+            if recipient is None:
+                db.session.rollback()
+                return _not_found()
+            try:
+                answer = action(recipient)
+                db.session.commit()
+                return answer
+            except sa.exc.IntegrityError:
+                # the same response recorded at the same moment by a second request (mail
+                # clients fetch twice): the other one won; record this one on top of it
+                db.session.rollback()
+                if attempt == 2:
+                    raise
+    return _not_found()
 
 
 def track_open(token: str):
