@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from itsdangerous import URLSafeSerializer
+from test_hosted import hosted, slug, tenant_id_of  # noqa: F401 - the hosted instance fixture
 
 from clientela.core import hookimpl, jobs, tenancy
 from clientela.core.db import db
@@ -630,3 +631,47 @@ def test_a_reply_in_the_campaigns_thread_is_recorded_as_a_response(api, clientel
                                                                    "rate": "1.0000"}
     (replied,) = [i for i in timeline(api, ada["id"]) if i["outcome"] == "replied"]
     assert replied["body"] == "Re: Hello Ada"
+
+
+# --- the hosted profile: Row-Level Security underneath ----------------------------------
+
+
+def test_sending_and_tracking_work_under_row_level_security(hosted, clientela_smtp):
+    """The send job and the public endpoints find their tenant themselves; as the
+    application role that RLS restricts, they see and write only that tenant's rows."""
+    tokens = {}
+    for name in ("a", "b"):
+        s = slug(name)
+        output = hosted.tenant(s, "--admin-email", f"admin@{s}.example")
+        tokens[name] = (s, output.strip().splitlines()[-1].split()[-1])
+    app = hosted.app
+    clientela_smtp.configure(app)
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {tokens['a'][1]}"}
+    ada = ok(client.post("/api/v1/customers", json={"first_name": "Ada",
+                                                    "email": "ada@example.com"},
+                         headers=auth), 201)
+    created = ok(client.post(CAMPAIGNS, json={
+        "name": "RLS", "subject": "Hi {{ first_name }}", "body": "https://shop.example/x",
+        "html": '<a href="https://shop.example/x">x</a>'}, headers=auth), 201)
+    ok(client.post(f"{CAMPAIGNS}/{created['id']}/members", json={"customer_ids": [ada["id"]]},
+                   headers=auth))
+    with plugged(app, Consent([ada["id"]])):
+        started = ok(client.post(f"{CAMPAIGNS}/{created['id']}/send", headers=auth), 202)
+        tenant_a = tenant_id_of(hosted, tokens["a"][0])
+        assert jobs.queue_for(app).run(tenant_a, uuid.UUID(started["job_id"])) == "succeeded"
+    (message,) = clientela_smtp.messages
+    found = links(message)
+    assert client.get(local(found["pixel"])).status_code == 200
+    assert client.get(local(found["clicks"][0])).headers["Location"] == "https://shop.example/x"
+    assert client.post(local(found["unsubscribe"])).status_code == 200
+    figures = ok(client.get(f"{CAMPAIGNS}/{created['id']}/results", headers=auth))
+    assert figures["reach"] == 1
+    assert {k: v["count"] for k, v in figures["responses"].items()} == {
+        "delivered": 1, "opened": 1, "clicked": 1, "replied": 0, "converted": 0,
+        "unsubscribed": 1}
+    other = {"Authorization": f"Bearer {tokens['b'][1]}"}
+    assert client.get(f"{CAMPAIGNS}/{created['id']}", headers=other).status_code == 404
+    assert client.get(CAMPAIGNS, headers=other).json == []
+    with app.app_context():
+        db.session.remove()
