@@ -23,16 +23,21 @@ PERMISSIONS = {
     "cases:write": "open, change, assign, resolve and close service cases",
     "routing:configure": "manage the routing rules that assign new leads, cases and tasks",
     "sla:configure": "manage SLA policies",
+    "campaigns:read": "see campaigns, their recipients and results",
+    "campaigns:write": "create, change and delete campaigns and their target lists",
+    "campaigns:send": "schedule, send and cancel campaigns",
 }
+CAMPAIGN_PERMISSIONS = ["campaigns:read", "campaigns:write", "campaigns:send"]
 
 
 @hookimpl
 def clientela_models(register):
+    from clientela.plugins.operational.campaign_models import MODELS as CAMPAIGN_MODELS
     from clientela.plugins.operational.models import MODELS
 
     from clientela.plugins.operational.work_models import WORK_MODELS
 
-    for model in MODELS + WORK_MODELS:
+    for model in MODELS + WORK_MODELS + CAMPAIGN_MODELS:
         register(model)
 
 
@@ -48,6 +53,9 @@ def clientela_config_defaults(register):
              "the reminder job notifies a task's owner this many minutes before it is due")
     register("OPERATIONAL_CASES_FROM_INBOUND", True,
              "open a service case for an inbound message (or add it to its thread's case)")
+    register("OPERATIONAL_TRACKING_BASE_URL", "",
+             "public base URL of campaign tracking and unsubscribe links (default: the host "
+             "the send or schedule request came to)")
 
 
 @hookimpl
@@ -64,21 +72,23 @@ def clientela_roles(register):
                        ("deals:write", "own"), ("forecast:read", "own"),
                        ("tasks:read", "own"), ("tasks:write", "own")])
     register("marketing", ["leads:read", "leads:write", "leads:configure", "forms:read",
-                           "forms:write", ("tasks:read", "own"), ("tasks:write", "own")])
+                           "forms:write", ("tasks:read", "own"), ("tasks:write", "own"),
+                           *CAMPAIGN_PERMISSIONS])
     # a service desk works one shared queue: every case; deals only when a role grants them
     register("service", ["cases:read", "cases:write", ("tasks:read", "own"),
                          ("tasks:write", "own")])
     register("analyst", ["leads:read", "deals:read", "forecast:read", "forms:read",
-                         "tasks:read", "cases:read"])
+                         "tasks:read", "cases:read", "campaigns:read"])
 
 
 @hookimpl
 def clientela_api_blueprints(register):
     from clientela.plugins.operational import api
 
-    from clientela.plugins.operational import cases_api, work_api
+    from clientela.plugins.operational import campaigns_api, cases_api, work_api
 
-    for blueprint in api.BLUEPRINTS + work_api.BLUEPRINTS + cases_api.BLUEPRINTS:
+    for blueprint in (api.BLUEPRINTS + work_api.BLUEPRINTS + cases_api.BLUEPRINTS
+                      + campaigns_api.BLUEPRINTS):
         register(blueprint)
 
 
@@ -92,9 +102,10 @@ def clientela_cli_commands(register):
 
 @hookimpl
 def clientela_web_blueprints(register):
-    from clientela.plugins.operational import api
+    from clientela.plugins.operational import api, campaigns_api
 
     register(api.public)
+    register(campaigns_api.public)
 
 
 @hookimpl
@@ -132,26 +143,29 @@ def clientela_customer_profile(customer):
 
 @hookimpl
 def clientela_customer_export(customer):
-    from clientela.plugins.operational import services, work_hooks
+    from clientela.plugins.operational import campaigns, services, work_hooks
 
     answer = services.export_for(customer)
     answer["operational"].update(work_hooks.export_for(customer))
+    answer["operational"].update(campaigns.export_for(customer))
     return answer
 
 
 @hookimpl
 def clientela_customer_erase(customer):
-    from clientela.plugins.operational import services, work_hooks
+    from clientela.plugins.operational import campaigns, services, work_hooks
 
-    return {**services.erase_for(customer), **work_hooks.erase_for(customer)}
+    return {**services.erase_for(customer), **work_hooks.erase_for(customer),
+            **campaigns.erase_for(customer)}
 
 
 @hookimpl
 def clientela_customer_merged_precommit(survivor, merged_id):
-    from clientela.plugins.operational import services, work_hooks
+    from clientela.plugins.operational import campaigns, services, work_hooks
 
     services.merge_into(survivor, merged_id)
     work_hooks.merge_into(survivor, merged_id)
+    campaigns.merge_into(survivor, merged_id)
 
 
 @hookimpl
@@ -163,12 +177,13 @@ def clientela_entity_changed_precommit(change):
 
 @hookimpl
 def clientela_jobs(register):
-    from clientela.plugins.operational import cases, work
+    from clientela.plugins.operational import campaigns, cases, work
 
     register(work.remind_due_tasks, name="operational.remind_due_tasks",
              schedule={"minute": "*/5"})
     register(cases.check_sla_breaches, name="operational.check_sla_breaches",
              schedule={"minute": "*/5"})
+    campaigns.register_jobs(register)
 
 
 @hookimpl
@@ -182,6 +197,15 @@ def clientela_automation_actions(register):
 
 @hookimpl
 def clientela_inbound_message(interaction, thread):
-    from clientela.plugins.operational import cases
+    from clientela.plugins.operational import campaigns, cases
 
+    # a reply to a campaign is recorded as its response; the case answers the hook
+    campaigns.inbound_message(interaction, thread)
     return cases.on_inbound_message(interaction, thread)
+
+
+@hookimpl
+def clientela_contact_allowed(customer, channel, purpose):
+    from clientela.plugins.operational import campaigns
+
+    return campaigns.contact_allowed(customer, channel, purpose)
