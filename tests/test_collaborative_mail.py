@@ -113,7 +113,7 @@ def test_channel_registry_lists_the_builtin_channels_with_their_fields(api):
     assert {c["plugin"] for c in response.json} == {"collaborative"}
 
 
-def test_recording_on_a_channel_checks_its_fields(api, app):
+def test_recording_on_a_channel_checks_its_fields(api, other_api, app):
     customer = api.customer(first_name="Lettie")
     url = "/api/v1/channels/letter/interactions"
     bad = api.post(url, json={"customer_id": customer["id"], "fields": {
@@ -137,9 +137,8 @@ def test_recording_on_a_channel_checks_its_fields(api, app):
         assert wrong.status_code == 422
     assert api.post("/api/v1/channels/pigeon/interactions",
                     json={"customer_id": customer["id"]}).status_code == 404
-    # another tenant's customer is not found through the channel endpoint either
-    other = uuid.uuid4()
-    assert api.post(url, json={"customer_id": str(other)}).status_code == 404
+    # another tenant cannot record on this customer through the channel endpoint
+    assert other_api.post(url, json={"customer_id": customer["id"]}).status_code == 404
 
 
 def test_every_interaction_is_checked_by_clientela_validate(api, app):
@@ -628,3 +627,70 @@ def test_customer_erase_and_export_cover_mail_and_calls(api):
     erased = api.post(f"/api/v1/customers/{customer['id']}/erase")
     assert erased.status_code == 200, erased.json
     assert messages(api) == []
+
+
+# --- the hosted profile: the webhooks under Row-Level Security ----------------------------
+
+
+def test_webhooks_work_through_the_rls_restricted_role_and_stay_in_the_keys_tenant(
+        pg_databases, tmp_path_factory):
+    """As web workers run in the hosted profile: no user token, the tenant from the key,
+    PostgreSQL RLS forced underneath for the application role."""
+    from sqlalchemy.engine import make_url
+    from test_hosted import Hosted, _drop_roles, slug  # the hosted instance builder
+
+    from clientela.testing import require_postgresql
+
+    require_postgresql()
+    admin_url = pg_databases.create("collab-hosted")
+    suffix = uuid.uuid4().hex[:10]
+    instance = Hosted(admin_url, f"clientela_own_{suffix}", f"clientela_app_{suffix}",
+                      str(tmp_path_factory.mktemp("collab-hosted")))
+    try:
+        result = instance("hosted", "setup-roles", "--owner", instance.owner, "--app",
+                          instance.app_role, "--owner-password", "owner-pw", "--app-password",
+                          "app-pw", DATABASE_URL=admin_url)
+        assert result.exit_code == 0, result.output
+        assert instance("db", "upgrade", DATABASE_URL=instance.owner_url).exit_code == 0
+        tokens = {}
+        for name in ("a", "b"):
+            s = slug(name)
+            output = instance.tenant(s, "--admin-email", f"admin@{s}.example")
+            tokens[name] = output.strip().splitlines()[-1].split()[-1]
+        client = instance.app.test_client()
+
+        def post(path, name, json):
+            return client.post(path, json=json,
+                               headers={"Authorization": f"Bearer {tokens[name]}"})
+
+        customer = post("/api/v1/customers", "a", {"first_name": "Rls", "email": "r@x.example",
+                                                   "phone": "+390212345678"})
+        assert customer.status_code == 201, customer.json
+        keys = {name: {scope: post("/api/v1/inbound-keys", name,
+                                   {"name": scope, "scope": scope}).json["key"]
+                       for scope in ("mail", "calls")} for name in ("a", "b")}
+        mail = client.post("/api/v1/mail/inbound", headers={KEY: keys["a"]["mail"]}, json={
+            "from": "r@x.example", "subject": "under RLS", "text": "hello"})
+        assert mail.status_code == 201, mail.json
+        assert mail.json["customer_id"] == customer.json["id"]
+        call = client.post("/api/v1/calls/webhook", headers={KEY: keys["a"]["calls"]},
+                           json={"from": "+390212345678", "duration": 5})
+        assert call.status_code == 201 and call.json["customer_id"] == customer.json["id"]
+        # B's keys reach only B: the same sender and number are unknown there
+        crossed = client.post("/api/v1/mail/inbound", headers={KEY: keys["b"]["mail"]},
+                              json={"from": "r@x.example", "subject": "b", "text": "b"})
+        assert crossed.status_code == 201 and crossed.json["customer_id"] is None
+        forged_key = keys["a"]["mail"][:32] + keys["b"]["mail"][32:]
+        assert client.post("/api/v1/mail/inbound", headers={KEY: forged_key}, json={
+            "from": "r@x.example"}).status_code == 401
+        with instance.admin.connect() as conn:  # the superuser sees through RLS
+            rows = conn.execute(sa.text(
+                "SELECT t.slug, m.status FROM collaborative_mail_messages m "
+                "JOIN tenants t ON t.id = m.tenant_id ORDER BY m.created_at")).all()
+        assert [r.status for r in rows] == ["matched", "unmatched"]
+    finally:
+        if instance._app is not None:
+            with instance._app.app_context():
+                db.engine.dispose()
+        instance.admin.dispose()
+        _drop_roles(admin_url, make_url(admin_url).database, instance.owner, instance.app_role)

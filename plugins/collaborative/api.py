@@ -54,8 +54,7 @@ class Channels(MethodView):
         return [c.as_dict() for c in sorted(channels.registry().values(), key=lambda c: c.key)]
 
 
-# a channel key names no tenant record: ``string:`` keeps it out of the id-route checks
-@channels_blp.route("/<string:key>/interactions")
+@channels_blp.route("/<key>/interactions")
 class ChannelInteractions(MethodView):
     @channels_blp.arguments(schemas.ChannelInteractionInput)
     @channels_blp.response(201, schemas.ChannelInteraction)
@@ -274,14 +273,14 @@ class MailMessageMatch(MethodView):
         return message
 
 
-@mail_blp.route("/messages/<uuid:message_id>/attachments/<int:index>")
+@mail_blp.route("/messages/<uuid:message_id>/attachments/<index>")
 class MailAttachment(MethodView):
     @mail_blp.response(200, {"type": "string", "format": "binary"},
                        content_type="application/octet-stream")
-    def get(self, message_id: uuid.UUID, index: int):
-        """Download one stored attachment."""
+    def get(self, message_id: uuid.UUID, index: str):
+        """Download one stored attachment (``index`` as in the message's ``attachments``)."""
         message = collab.get_message(message_id, current_principal())
-        path, item = collab.attachment_path(message, index)
+        path, item = collab.attachment_path(message, int(index) if index.isdigit() else -1)
         return send_file(path, mimetype=item.get("content_type") or "application/octet-stream",
                          as_attachment=True, download_name=item.get("filename") or "attachment")
 
@@ -375,7 +374,7 @@ class _Keyed:
 class MailInbound(MethodView):
     @mail_blp.arguments(schemas.InboundMail)
     @mail_blp.response(201, schemas.InboundResult)
-    @mail_blp.doc(security=[{"inboundKey": []}])
+    @mail_blp.doc(security=[{"webhookKey": []}])
     def post(self, data):
         """The inbound e-mail webhook: JSON with ``raw`` MIME or the message's fields;
         authenticated by an inbound key of scope ``mail`` (header ``X-Clientela-Key``)."""
@@ -433,7 +432,7 @@ class InboundKeyById(MethodView):
 class CallsWebhook(MethodView):
     @calls_blp.arguments(schemas.CallWebhook)
     @calls_blp.response(201, schemas.Call)
-    @calls_blp.doc(security=[{"inboundKey": []}])
+    @calls_blp.doc(security=[{"webhookKey": []}])
     def post(self, data):
         """The telephony webhook: one finished call as generic JSON (``from``, ``to``,
         ``direction``, ``start``, ``duration``, ``recording_url``, ``agent``, ``call_id``);

@@ -12,6 +12,10 @@ BODIES = {
                                                               "body": "pwned"},
     ("POST", "/api/v1/mail/messages/<uuid:message_id>/match"): {
         "customer_id": "00000000-0000-0000-0000-000000000001"},
+    # a channel is no tenant record: what must not be reached is the customer
+    ("POST", "/api/v1/channels/<key>/interactions"): {
+        "customer_id": "00000000-0000-0000-0000-000000000001",
+        "fields": {"document_ref": "pwned"}},
 }
 
 
@@ -47,4 +51,6 @@ def make(api, records):
         "thread_id": thread,
         "key_id": key["id"],
         "call_id": call["id"],
+        "index": "0",
+        "key": "letter",
     }
