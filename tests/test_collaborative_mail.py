@@ -368,6 +368,7 @@ def test_unknown_senders_become_customers_at_stage_lead_when_configured(api, app
 def test_the_inbound_webhook_needs_a_mail_key_of_the_tenant(api, other_api):
     customer = api.customer(first_name="Hook", email="hook@example.com")
     body = {"from": "hook@example.com", "subject": "Hi", "text": "by webhook",
+            "to": ["Support <support@shop.example>"], "date": "2026-11-23T10:00:00+01:00",
             "attachments": [{"filename": "a.txt", "content_type": "text/plain",
                              "content": base64.b64encode(b"attached").decode()}]}
     client = api.client
@@ -386,6 +387,8 @@ def test_the_inbound_webhook_needs_a_mail_key_of_the_tenant(api, other_api):
     assert ok.json["customer_id"] == customer["id"]
     (message,) = messages(api, customer_id=customer["id"])
     assert message["attachments"][0]["filename"] == "a.txt"
+    assert message["to"] == ["support@shop.example"]
+    assert message["sent_at"].startswith("2026-11-23T09:00:00")
     raw = client.post("/api/v1/mail/inbound", headers={KEY: key}, json={
         "raw": eml("hook@example.com", "raw MIME", message_id="<raw-1@example.com>").decode()})
     assert raw.status_code == 201 and raw.json["status"] == "matched"

@@ -228,8 +228,8 @@ class InboundMail(Schema):
     raw = fields.String(validate=validate.Length(max=50_000_000))
     sender = fields.String(data_key="from", validate=_mailbox_address,
                            metadata={"description": "an address, with or without a name"})
-    to = fields.List(fields.Email(), load_default=list)
-    cc = fields.List(fields.Email(), load_default=list)
+    to = fields.List(fields.String(validate=_mailbox_address), load_default=list)
+    cc = fields.List(fields.String(validate=_mailbox_address), load_default=list)
     subject = fields.String(load_default="", validate=validate.Length(max=1000))
     text = fields.String(load_default="")
     html = fields.String(allow_none=True)

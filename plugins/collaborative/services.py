@@ -23,7 +23,13 @@ import uuid
 from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
-from email.utils import formataddr, getaddresses, make_msgid, parsedate_to_datetime
+from email.utils import (
+    format_datetime,
+    formataddr,
+    getaddresses,
+    make_msgid,
+    parsedate_to_datetime,
+)
 from typing import Any, Iterable
 
 import jinja2
@@ -684,8 +690,9 @@ def message_from_fields(data: dict[str, Any]) -> bytes:
     if data.get("references"):
         message["References"] = " ".join(data["references"])
     if data.get("date"):
-        message["Date"] = data["date"].strftime("%a, %d %b %Y %H:%M:%S %z") \
-            if isinstance(data["date"], dt.datetime) else str(data["date"])
+        when = data["date"]
+        message["Date"] = format_datetime(when if when.tzinfo else
+                                          when.replace(tzinfo=dt.timezone.utc))
     message.set_content(data.get("text") or "")
     if data.get("html"):
         message.add_alternative(data["html"], subtype="html")
@@ -805,8 +812,8 @@ def send_on_account(message: dict[str, Any]) -> dict[str, Any] | None:
                                html=message.get("html"), headers=message.get("headers"))
     if not email.get("Message-ID"):
         email["Message-ID"] = make_msgid(domain=account.from_address.rpartition("@")[2])
-    email["Date"] = email.get("Date") or dt.datetime.now(dt.timezone.utc).strftime(
-        "%a, %d %b %Y %H:%M:%S +0000")
+    if not email.get("Date"):
+        email["Date"] = format_datetime(dt.datetime.now(dt.timezone.utc))
     try:
         message_id = mail.send_smtp(
             email, host=account.host, port=account.port, security=account.security,
