@@ -540,6 +540,72 @@ def test_imap_mailboxes_are_polled_by_the_job(api, app, imap_server):
     assert api.get(f"/api/v1/mailboxes/{mailbox.json['id']}").json["last_error"]
 
 
+def test_sms_and_chat_arrive_through_the_channel_webhook(api, other_api, app):
+    from clientela.core import hookimpl
+
+    seen = []
+
+    class Listener:
+        @staticmethod
+        @hookimpl
+        def clientela_inbound_message(interaction, thread):
+            seen.append((interaction.channel, interaction.body, [i.body for i in thread]))
+
+    key = make_key(api, "messages")
+    pm = app.extensions["clientela"].plugins.pm
+    pm.register(Listener, name="test-sms-listener")
+    try:
+        with config(app, PHONE_DEFAULT_REGION="IT"):
+            customer = api.customer(first_name="Texter", phone="+39 347 123 4567",
+                                    email="texter@example.com")
+            url = "/api/v1/channels/inbound"
+            body = {"channel": "sms", "from": "347 123 4567", "to": "+39 02 0000 0000", "text": "Where is my parcel?",
+                    "conversation_id": "c-1", "message_id": "sms-1"}
+            assert api.client.post(url, json=body).status_code == 401
+            assert api.client.post(url, json=body,
+                                   headers={KEY: make_key(api, "mail")}).status_code == 401
+            first = api.client.post(url, json=body, headers={KEY: key})
+            assert first.status_code == 201, first.json
+            assert first.json["status"] == "matched"
+            assert first.json["customer_id"] == customer["id"]
+            again = api.client.post(url, json=body, headers={KEY: key})
+            assert again.json["id"] == first.json["id"]  # delivered twice, recorded once
+            second = api.client.post(url, headers={KEY: key}, json={
+                **body, "text": "Any news?", "message_id": "sms-2"})
+            assert second.status_code == 201
+            chat = api.client.post(url, headers={KEY: key}, json={
+                "channel": "chat", "from": "texter@example.com", "text": "Hello from the chat"})
+            assert chat.json["customer_id"] == customer["id"]
+            stranger = api.client.post(url, headers={KEY: key}, json={
+                "channel": "sms", "from": "+39 333 000 0000", "text": "hi"})
+            assert stranger.status_code == 201 and stranger.json["status"] == "unmatched"
+            for wrong in ("email", "pigeon"):
+                assert api.client.post(url, headers={KEY: key}, json={
+                    **body, "channel": wrong}).status_code == 404
+            assert api.client.post(url, headers={KEY: key},
+                                   json={"channel": "sms", "text": "x"}).status_code == 422
+            # another tenant's key files the message there, unmatched
+            crossed = api.client.post(url, headers={KEY: make_key(other_api, "messages")},
+                                      json={**body, "message_id": "sms-x"})
+            assert crossed.json["status"] == "unmatched"
+    finally:
+        pm.unregister(name="test-sms-listener")
+    assert seen == [("sms", "Where is my parcel?", []),
+                    ("sms", "Any news?", ["Where is my parcel?"]),
+                    ("chat", "Hello from the chat", [])]
+    sms = [i for i in api.get(f"/api/v1/interactions?customer_id={customer['id']}").json
+           if i["channel"] == "sms"]
+    assert len(sms) == 2 and {i["direction"] for i in sms} == {"inbound"}
+    with tenancy.tenant_context(api.tenant.id):
+        stored = db.session.get(Interaction, (api.tenant.id, uuid.UUID(first.json["interaction_id"])))
+        assert stored.attributes == {"number": "+393471234567", "conversation_id": "c-1"}
+    db.session.rollback()
+    unmatched = api.get("/api/v1/channels/messages?status=unmatched", role="service").json
+    assert [m["from"] for m in unmatched] == ["+39 333 000 0000"]
+    assert [m["id"] for m in other_api.get("/api/v1/channels/messages").json] == [
+        crossed.json["id"]]
+
+
 # --- calls ------------------------------------------------------------------------------
 
 

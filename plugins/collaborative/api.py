@@ -69,6 +69,37 @@ class ChannelInteractions(MethodView):
         return interaction
 
 
+@public
+@channels_blp.route("/inbound")
+class ChannelInbound(MethodView):
+    @channels_blp.arguments(schemas.ChannelInbound)
+    @channels_blp.response(201, schemas.ChannelMessage)
+    @channels_blp.doc(security=[{"webhookKey": []}])
+    def post(self, data):
+        """The chat/SMS webhook: one inbound message on ``channel`` (``sms``, ``chat``, or
+        a plugin's), matched to a customer by the sender's number or address;
+        authenticated by an inbound key of scope ``messages``."""
+        with _Keyed("messages"):
+            record = collab.receive_channel_message(data.pop("channel"), data)
+            db.session.commit()
+            db.session.refresh(record)
+        return record
+
+
+@channels_blp.route("/messages")
+class ChannelMessages(MethodView):
+    @channels_blp.arguments(schemas.ChannelMessageQuery, location="query")
+    @channels_blp.response(200, schemas.ChannelMessage(many=True))
+    @channels_blp.paginate()
+    def get(self, args, pagination_parameters):
+        """Chat and SMS messages received (``status=unmatched``: no customer found)."""
+        from clientela.plugins.collaborative.models import ChannelMessage
+
+        stmt = collab.channel_messages_query(current_principal(), **args).order_by(
+            ChannelMessage.occurred_at.desc(), ChannelMessage.id)
+        return customers.paginated(stmt, pagination_parameters)
+
+
 # --- SMTP accounts ------------------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ SMTP_SECURITY = ("starttls", "ssl", "none")
 IMAP_SECURITY = ("ssl", "starttls", "none")
 MESSAGE_DIRECTIONS = ("inbound", "outbound")
 MESSAGE_STATUSES = ("matched", "unmatched")
-KEY_SCOPES = ("mail", "calls")
+KEY_SCOPES = ("mail", "calls", "messages")
 CALL_DIRECTIONS = ("inbound", "outbound")
 
 
@@ -162,4 +162,31 @@ class Call(Entity):
     )
 
 
-MODELS = (MailAccount, Mailbox, MailTemplate, MailMessage, InboundKey, Call)
+class ChannelMessage(Entity):
+    """One inbound chat or SMS message from the channel webhook, matched to a customer or not."""
+
+    __tablename__ = "collaborative_channel_messages"
+
+    channel: Mapped[str] = mapped_column(sa.String(40))
+    external_id: Mapped[str | None] = mapped_column(sa.String(200))
+    sender: Mapped[str] = mapped_column(sa.String(320))
+    recipient: Mapped[str | None] = mapped_column(sa.String(320))
+    conversation_id: Mapped[str | None] = mapped_column(sa.String(200))
+    text: Mapped[str] = mapped_column(sa.Text, default="")
+    occurred_at: Mapped[dt.datetime]
+    status: Mapped[str] = mapped_column(sa.String(10), default="unmatched")
+    customer_id: Mapped[uuid.UUID | None]
+    interaction_id: Mapped[uuid.UUID | None]
+
+    __table_args__ = (
+        tenant_fk("customer_id", "customers", ondelete="CASCADE"),
+        tenant_fk("interaction_id", "interactions", ondelete="CASCADE"),
+        sa.CheckConstraint(f"status IN {MESSAGE_STATUSES}", name="status"),
+        sa.UniqueConstraint("tenant_id", "channel", "external_id"),
+        sa.Index("ix_collaborative_channel_messages_tenant_conversation", "tenant_id",
+                 "channel", "conversation_id", "occurred_at"),
+        sa.Index("ix_collaborative_channel_messages_tenant_status", "tenant_id", "status"),
+    )
+
+
+MODELS = (MailAccount, Mailbox, MailTemplate, MailMessage, InboundKey, Call, ChannelMessage)

@@ -69,6 +69,41 @@ class ChannelInteraction(Schema):
     created_at = fields.DateTime()
 
 
+class ChannelInbound(Schema):
+    channel = fields.String(required=True, validate=validate.Length(1, 40),
+                            metadata={"description": "sms, chat, or another chat-like channel"})
+    sender = fields.String(required=True, data_key="from", validate=validate.Length(1, 320),
+                           metadata={"description": "the sender's number, handle or address"})
+    to = fields.String(validate=validate.Length(1, 320))
+    text = fields.String(load_default="", validate=validate.Length(max=100_000))
+    conversation_id = fields.String(validate=validate.Length(1, 200))
+    message_id = fields.String(validate=validate.Length(1, 200),
+                               metadata={"description": "the provider's id: sent twice, "
+                                                        "recorded once"})
+    occurred_at = fields.AwareDateTime(default_timezone=None)
+
+
+class ChannelMessage(Schema):
+    id = fields.UUID()
+    channel = fields.String()
+    external_id = fields.String(allow_none=True)
+    sender = fields.String(data_key="from")
+    recipient = fields.String(data_key="to", allow_none=True)
+    conversation_id = fields.String(allow_none=True)
+    text = fields.String()
+    occurred_at = fields.DateTime()
+    status = fields.String()
+    customer_id = fields.UUID(allow_none=True)
+    interaction_id = fields.UUID(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class ChannelMessageQuery(Schema):
+    channel = fields.String()
+    status = fields.String(validate=validate.OneOf(MESSAGE_STATUSES))
+    customer_id = fields.UUID()
+
+
 # --- SMTP accounts ----------------------------------------------------------------------
 
 

@@ -51,6 +51,7 @@ from clientela.core.models.entity import new_id
 from clientela.plugins.collaborative.channels import phone_region as _phone_region
 from clientela.plugins.collaborative.models import (
     Call,
+    ChannelMessage,
     InboundKey,
     MailAccount,
     Mailbox,
@@ -1082,11 +1083,114 @@ def get_call(call_id: uuid.UUID, principal: Principal) -> Call:
     return call
 
 
+# --- chat and SMS: the channel webhook --------------------------------------------------
+
+
+def _sender_customer(channel, sender: str) -> Customer | None:
+    """The customer a chat/SMS sender is: by phone for channels with a phone field, by
+    e-mail address when the sender is one."""
+    if "phone" in channel.fields.values():
+        try:
+            found = customers_for_number(sender)
+        except ValidationError:
+            found = []
+        if found:
+            return found[0]
+    if "@" in sender:
+        return customer_for_address(sender)
+    return None
+
+
+def receive_channel_message(key: str, data: dict[str, Any]) -> ChannelMessage:
+    """An inbound message on a chat-like channel (``sms``, ``chat``, a plugin's), already
+    authenticated by an inbound key of scope ``messages``.
+
+    Matched by the sender's number or address; a matched message becomes an inbound
+    interaction carrying the channel's fields and is offered to ``clientela_inbound_message``
+    with the earlier interactions of its conversation; an unmatched one is kept.
+    ``message_id`` makes a delivery idempotent.
+    """
+    channel = channels.registry().get(key)
+    if channel is None or key == "email":
+        raise NotFound(f"no channel {key!r} takes inbound messages here")
+    external_id = data.get("message_id")
+    if external_id:
+        existing = db.session.execute(db.select(ChannelMessage).where(
+            ChannelMessage.channel == key, ChannelMessage.external_id == external_id)
+        ).scalar_one_or_none()
+        if existing is not None:
+            return existing
+    occurred = data.get("occurred_at") or utcnow()
+    if occurred.tzinfo is None:
+        occurred = occurred.replace(tzinfo=dt.timezone.utc)
+    record = ChannelMessage(channel=key, external_id=external_id, sender=data["sender"],
+                            recipient=data.get("to"),
+                            conversation_id=data.get("conversation_id"),
+                            text=data.get("text") or "", occurred_at=occurred)
+    db.session.add(record)
+    db.session.flush()
+    customer = _sender_customer(channel, data["sender"])
+    if customer is None:
+        return record
+    attributes: dict[str, Any] = {}
+    for field, type_ in channel.fields.items():
+        if type_ == "phone" and field == "number":
+            try:
+                attributes[field] = core.normalise_phone(data["sender"], _phone_region())
+            except ValidationError:
+                pass
+    if data.get("conversation_id") and "conversation_id" in channel.fields:
+        attributes["conversation_id"] = data["conversation_id"]
+    if "handle" in channel.fields and "@" not in data["sender"]:
+        attributes["handle"] = data["sender"]
+    text = record.text
+    interaction = core.record_interaction(
+        customer.id, key, direction="inbound", occurred_at=occurred,
+        subject=" ".join(text.split())[:80], body=text, source=f"{key}-webhook",
+        external_id=external_id or str(record.id), attributes=attributes)
+    record.customer_id, record.interaction_id, record.status = customer.id, interaction.id, \
+        "matched"
+    db.session.flush()
+    hook = plugin_hooks()
+    if hook is not None:
+        earlier = []
+        if record.conversation_id:
+            ids = db.select(ChannelMessage.interaction_id).where(
+                ChannelMessage.channel == key,
+                ChannelMessage.conversation_id == record.conversation_id,
+                ChannelMessage.interaction_id.is_not(None),
+                ChannelMessage.id != record.id)
+            earlier = list(db.session.execute(db.select(Interaction).where(
+                Interaction.id.in_(ids)).order_by(Interaction.occurred_at, Interaction.id)
+            ).scalars())
+        answers = [a for a in hook.clientela_inbound_message(interaction=interaction,
+                                                             thread=earlier) if a]
+        if answers:
+            record.attributes = {**(record.attributes or {}), "linked": answers}
+            db.session.flush()
+    return record
+
+
+def channel_messages_query(principal: Principal, *, channel: str | None = None,
+                           status: str | None = None, customer_id: uuid.UUID | None = None):
+    """Chat/SMS messages of customers in ``principal``'s scope, and unmatched ones
+    (``interactions:read``)."""
+    access.require(principal, "interactions:read")
+    visible = customers.customers_query(principal).with_only_columns(Customer.id)
+    stmt = db.select(ChannelMessage).where(sa.or_(ChannelMessage.customer_id.is_(None),
+                                                  ChannelMessage.customer_id.in_(visible)))
+    for column, value in ((ChannelMessage.channel, channel), (ChannelMessage.status, status),
+                          (ChannelMessage.customer_id, customer_id)):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    return stmt
+
+
 # --- customers: merge, export, erase -----------------------------------------------------
 
 
 def merge_into(survivor: Customer, merged_id: uuid.UUID) -> None:
-    for model in (MailMessage, Call):
+    for model in (MailMessage, Call, ChannelMessage):
         db.session.execute(sa.update(model).where(model.customer_id == merged_id)
                            .values(customer_id=survivor.id)
                            .execution_options(synchronize_session="fetch"))
@@ -1123,7 +1227,10 @@ def erase_for(customer: Customer) -> dict[str, Any]:
         db.session.delete(message)
     calls = db.session.execute(db.select(Call).where(Call.customer_id == customer.id)
                                ).scalars().all()
-    for call in calls:
-        db.session.delete(call)
+    chats = db.session.execute(db.select(ChannelMessage).where(
+        ChannelMessage.customer_id == customer.id)).scalars().all()
+    for row in (*calls, *chats):
+        db.session.delete(row)
     db.session.flush()
-    return {"emails_deleted": len(messages), "calls_deleted": len(calls)}
+    return {"emails_deleted": len(messages), "calls_deleted": len(calls),
+            "channel_messages_deleted": len(chats)}

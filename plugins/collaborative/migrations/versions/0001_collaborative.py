@@ -1,8 +1,8 @@
-"""collaborative: mail accounts, mailboxes, templates, messages, inbound keys, calls
+"""collaborative: mail accounts, mailboxes, templates, messages, inbound keys, calls, channel messages
 
 Revision ID: 0001_collaborative
 Revises: 
-Create Date: 2026-11-23 18:42:45.926393
+Create Date: 2026-11-23 18:57:14.413105
 """
 
 from alembic import op
@@ -29,7 +29,7 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('created_by', sa.Uuid(), nullable=True),
     sa.Column('attributes', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), nullable=False),
-    sa.CheckConstraint("scope IN ('mail', 'calls')", name=op.f('ck_collaborative_inbound_keys_scope')),
+    sa.CheckConstraint("scope IN ('mail', 'calls', 'messages')", name=op.f('ck_collaborative_inbound_keys_scope')),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_collaborative_inbound_keys_tenant_id_tenants'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('tenant_id', 'id', name=op.f('pk_collaborative_inbound_keys')),
     sa.UniqueConstraint('tenant_id', 'key_hash', name=op.f('uq_collaborative_inbound_keys_tenant_id_key_hash'))
@@ -127,6 +127,34 @@ def upgrade() -> None:
         batch_op.create_index('ix_collaborative_calls_tenant_number', ['tenant_id', 'number'], unique=False)
         batch_op.create_index('ix_collaborative_calls_tenant_started', ['tenant_id', 'started_at'], unique=False)
 
+    op.create_table('collaborative_channel_messages',
+    sa.Column('tenant_id', sa.Uuid(), nullable=False),
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('channel', sa.String(length=40), nullable=False),
+    sa.Column('external_id', sa.String(length=200), nullable=True),
+    sa.Column('sender', sa.String(length=320), nullable=False),
+    sa.Column('recipient', sa.String(length=320), nullable=True),
+    sa.Column('conversation_id', sa.String(length=200), nullable=True),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('customer_id', sa.Uuid(), nullable=True),
+    sa.Column('interaction_id', sa.Uuid(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('created_by', sa.Uuid(), nullable=True),
+    sa.Column('attributes', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), nullable=False),
+    sa.CheckConstraint("status IN ('matched', 'unmatched')", name=op.f('ck_collaborative_channel_messages_status')),
+    sa.ForeignKeyConstraint(['tenant_id', 'customer_id'], ['customers.tenant_id', 'customers.id'], name=op.f('fk_collaborative_channel_messages_tenant_id_customer_id_customers'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['tenant_id', 'interaction_id'], ['interactions.tenant_id', 'interactions.id'], name=op.f('fk_collaborative_channel_messages_tenant_id_interaction_id_interactions'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_collaborative_channel_messages_tenant_id_tenants'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('tenant_id', 'id', name=op.f('pk_collaborative_channel_messages')),
+    sa.UniqueConstraint('tenant_id', 'channel', 'external_id', name=op.f('uq_collaborative_channel_messages_tenant_id_channel_external_id'))
+    )
+    with op.batch_alter_table('collaborative_channel_messages', schema=None) as batch_op:
+        batch_op.create_index('ix_collaborative_channel_messages_tenant_conversation', ['tenant_id', 'channel', 'conversation_id', 'occurred_at'], unique=False)
+        batch_op.create_index('ix_collaborative_channel_messages_tenant_status', ['tenant_id', 'status'], unique=False)
+
     op.create_table('collaborative_mail_messages',
     sa.Column('tenant_id', sa.Uuid(), nullable=False),
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -177,6 +205,11 @@ def downgrade() -> None:
         batch_op.drop_index('ix_collaborative_mail_messages_tenant_customer')
 
     op.drop_table('collaborative_mail_messages')
+    with op.batch_alter_table('collaborative_channel_messages', schema=None) as batch_op:
+        batch_op.drop_index('ix_collaborative_channel_messages_tenant_status')
+        batch_op.drop_index('ix_collaborative_channel_messages_tenant_conversation')
+
+    op.drop_table('collaborative_channel_messages')
     with op.batch_alter_table('collaborative_calls', schema=None) as batch_op:
         batch_op.drop_index('ix_collaborative_calls_tenant_started')
         batch_op.drop_index('ix_collaborative_calls_tenant_number')
