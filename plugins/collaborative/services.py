@@ -1201,6 +1201,8 @@ def export_for(customer: Customer) -> dict[str, Any]:
         MailMessage.customer_id == customer.id).order_by(MailMessage.sent_at)).scalars()
     calls = db.session.execute(db.select(Call).where(Call.customer_id == customer.id)
                                .order_by(Call.started_at)).scalars()
+    chats = db.session.execute(db.select(ChannelMessage).where(
+        ChannelMessage.customer_id == customer.id).order_by(ChannelMessage.occurred_at)).scalars()
     return {"collaborative": {
         "emails": [{"message_id": m.message_id, "direction": m.direction,
                     "from": m.from_address, "to": m.to, "subject": m.subject, "body": m.body,
@@ -1210,6 +1212,8 @@ def export_for(customer: Customer) -> dict[str, Any]:
         "calls": [{"direction": c.direction, "number": c.number,
                    "started_at": c.started_at.isoformat(),
                    "duration_seconds": c.duration_seconds} for c in calls],
+        "channel_messages": [{"channel": m.channel, "from": m.sender, "text": m.text,
+                              "occurred_at": m.occurred_at.isoformat()} for m in chats],
     }}
 
 
