@@ -87,6 +87,8 @@ def init_app(app: Flask) -> Api:
                  "x-clientela-version": __version__},
         "components": {"securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer"},
+            # webhooks marked ``auth.public`` that check a tenant-owned key themselves
+            "webhookKey": {"type": "apiKey", "in": "header", "name": "X-Clientela-Key"},
         }},
         "security": [{"bearer": []}],
     })

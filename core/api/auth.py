@@ -34,6 +34,20 @@ TOUCH_INTERVAL = dt.timedelta(minutes=5)
 
 
 
+def public(view):
+    """Mark a view (function or ``MethodView`` class) under ``/api/v1`` as needing no user
+    credential: it authenticates the caller itself (a webhook's tenant-owned key) and
+    sets the tenant context on its own."""
+    view.clientela_public = True
+    return view
+
+
+def _public_view() -> bool:
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    return bool(getattr(view, "clientela_public", False)
+                or getattr(getattr(view, "view_class", None), "clientela_public", False))
+
+
 def current_principal() -> access.Principal:
     principal = g.get("principal")
     if principal is None:
@@ -69,6 +83,8 @@ def authenticate() -> None:
     """``before_request``: resolve the credential, set the tenant and the principal."""
     path = request.path
     if not path.startswith(API_PREFIX + "/") or path in PUBLIC or path.startswith(PUBLIC_PREFIXES):
+        return
+    if _public_view():
         return
     raw = _bearer()
     if raw is not None:
