@@ -136,8 +136,11 @@ def get_account(account_id: uuid.UUID, principal: Principal) -> PortalAccount:
 
 
 def portal_url(path: str) -> str:
+    from flask import has_request_context, request
+
     base = (current_app.config.get("COLLABORATIVE_PORTAL_URL")
-            or current_app.config.get("COLLABORATIVE_PUBLIC_BASE_URL") or "")
+            or current_app.config.get("COLLABORATIVE_PUBLIC_BASE_URL")
+            or (request.host_url if has_request_context() else ""))
     return f"{base.rstrip('/')}{path}"
 
 
