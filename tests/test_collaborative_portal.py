@@ -12,7 +12,10 @@ import pytest
 from clientela.core import channels, services, tenancy
 from clientela.core.db import db
 from clientela.core.errors import ValidationError
-from clientela.core.models import Interaction
+
+# the hosted instance (its own database, owner and RLS-restricted application roles)
+from test_hosted import hosted  # noqa: E402,F401  (a fixture)
+from test_hosted import slug as hosted_slug  # noqa: E402
 
 TEAMS = "/api/v1/teams"
 INBOX = "/api/v1/inbox"
@@ -628,3 +631,39 @@ def test_merge_and_erase_carry_the_plugins_records(api, clientela_smtp):
     assert exported["plugins"]["consents"][0]["source"] == "fair"
     ok(api.post(f"/api/v1/customers/{keep['id']}/erase"))
     assert ok(api.get(ACCOUNTS)) == []
+
+
+# --- under PostgreSQL Row-Level Security, as the hosted profile's web workers run ---------------
+
+
+def test_the_portal_works_under_row_level_security(hosted, clientela_smtp):
+    """Portal tokens find their tenant before any row is visible: from the token itself."""
+    clientela_smtp.configure(hosted.app)
+    s = hosted_slug("portal")
+    staff_token = hosted.tenant(s, "--admin-email", f"admin@{s}.example").strip().split()[-1]
+    client = hosted.app.test_client()
+    headers = {"Authorization": f"Bearer {staff_token}"}
+    customer = ok(client.post("/api/v1/customers", json={
+        "first_name": "Rosa", "email": "rosa@example.com"}, headers=headers), 201)
+    account = ok(client.post(ACCOUNTS, json={"customer_id": customer["id"]}, headers=headers), 201)
+    assert account["invitation"]["status"] == "sent"
+    body = clientela_smtp.messages[-1].get_body(("plain",)).get_content()
+    invitation = TOKEN_RE.search(body).group(1)
+    session = ok(client.post(f"{PORTAL}/auth/invitation", json={
+        "token": invitation, "password": "rls-portal-1"}, environ_base=ip()))
+    portal_headers = {"Authorization": f"Bearer {session['token']}"}
+    assert ok(client.get(f"{PORTAL}/me", headers=portal_headers))["customer"]["id"] == customer["id"]
+    message = ok(client.post(f"{PORTAL}/messages", json={"subject": "Under RLS", "body": "hi"},
+                             headers=portal_headers), 201)
+    items = ok(client.get(INBOX, headers=headers))
+    assert [i["interaction_id"] for i in items] == [message["id"]]
+    login = ok(client.post(f"{PORTAL}/auth/login/{s}", json={
+        "email": "rosa@example.com", "password": "rls-portal-1"}, environ_base=ip()))
+    assert client.get(f"{PORTAL}/interactions", headers={
+        "Authorization": f"Bearer {login['token']}"}).status_code == 200
+    link = ok(client.get(f"/api/v1/customers/{customer['id']}/unsubscribe-link", headers=headers))
+    assert client.post(f"/u/{link['token']}").status_code == 200
+    state = ok(client.get(f"/api/v1/customers/{customer['id']}/consents", headers=headers))
+    assert state["current"][0]["source"] == "unsubscribe_link"
+    with hosted.app.app_context():
+        db.session.remove()
