@@ -171,7 +171,8 @@ def test_inbox_assignment_and_team_queues(api):
     assert api.patch(f"{INBOX}/{shared['id']}", json={"status": "closed"}).status_code == 422
     assert api.patch(f"{INBOX}/{shared['id']}",
                      json={"assignee_id": str(uuid.uuid4())}).status_code == 422
-    assert api.patch(f"{INBOX}/{shared['id']}", json={"team_id": str(uuid.uuid4())}).status_code == 422
+    assert api.patch(f"{INBOX}/{shared['id']}",
+                     json={"team_id": str(uuid.uuid4())}).status_code == 422
     # an analyst has no inbox at all
     assert api.get(INBOX, role="analyst").status_code == 403
 
@@ -579,7 +580,8 @@ def test_portal_tokens_are_refused_by_the_staff_api_and_tenant_bound(api, other_
     assert api.client.get(f"{PORTAL}/me", headers={
         "Authorization": f"Bearer {forged}"}).status_code == 401
     # no header or parameter chooses the tenant
-    response = api.client.get(f"{PORTAL}/me", headers={**headers, "X-Tenant": other_api.tenant.slug},
+    response = api.client.get(f"{PORTAL}/me",
+                              headers={**headers, "X-Tenant": other_api.tenant.slug},
                               query_string={"tenant": other_api.tenant.slug})
     assert ok(response)["customer"]["id"] == x["customer"]["id"]
     # public routes never accept a staff token or a session as a link
@@ -652,7 +654,8 @@ def test_the_portal_works_under_row_level_security(hosted, clientela_smtp):
     session = ok(client.post(f"{PORTAL}/auth/invitation", json={
         "token": invitation, "password": "rls-portal-1"}, environ_base=ip()))
     portal_headers = {"Authorization": f"Bearer {session['token']}"}
-    assert ok(client.get(f"{PORTAL}/me", headers=portal_headers))["customer"]["id"] == customer["id"]
+    me = ok(client.get(f"{PORTAL}/me", headers=portal_headers))
+    assert me["customer"]["id"] == customer["id"]
     message = ok(client.post(f"{PORTAL}/messages", json={"subject": "Under RLS", "body": "hi"},
                              headers=portal_headers), 201)
     items = ok(client.get(INBOX, headers=headers))
@@ -667,3 +670,37 @@ def test_the_portal_works_under_row_level_security(hosted, clientela_smtp):
     assert state["current"][0]["source"] == "unsubscribe_link"
     with hosted.app.app_context():
         db.session.remove()
+
+
+def test_no_input_produces_a_500(api, clientela_smtp):
+    clientela_smtp.configure(api.app)
+    customer = api.customer(first_name="Robust", email="robust@example.com")
+    item = item_of(api, inbound(api, customer["id"])["id"])
+    team = ok(api.post(TEAMS, json={"name": "Robust"}), 201)
+    who = portal_login(api, clientela_smtp, customer)
+    weird = ["", "null", "[]", "{}", '{"name": null}', '{"body": 5}', '{"user_id": "nope"}',
+             '{"status": []}', '{"assignee_id": "x"}', '{"granted": "maybe"}', "\x00\x01",
+             '{"channel": "' + "x" * 5000 + '"}', '{"customer_id": null}', '{"token": 7}']
+    staff_paths = [TEAMS, f"{TEAMS}/{team['id']}", f"{TEAMS}/{team['id']}/members",
+                   f"{INBOX}/{item['id']}", f"{INBOX}/{item['id']}/notes",
+                   f"{INBOX}/{item['id']}/reply", consent_path(customer), ACCOUNTS]
+    for path in staff_paths:
+        for payload in weird:
+            for method in ("POST", "PATCH"):
+                response = api.client.open(path, method=method, data=payload, headers={
+                    **api.headers(), "Content-Type": "application/json"})
+                assert response.status_code < 500, (method, path, payload, response.json)
+    portal_paths = ["/me", "/messages", "/consents", "/auth/password", "/auth/link",
+                    "/auth/invitation", f"/auth/login/{api.tenant.slug}"]
+    for path in portal_paths:
+        for payload in weird:
+            for method in ("POST", "PATCH"):
+                response = api.client.open(f"{PORTAL}{path}", method=method, data=payload,
+                                           environ_base=ip(), headers={
+                                               **who["headers"],
+                                               "Content-Type": "application/json"})
+                assert response.status_code < 500, (method, path, payload, response.json)
+    for query in ("status=%00", "team=nope", "assignee=nope", "page=-1", "mentioned=maybe"):
+        assert api.get(f"{INBOX}?{query}").status_code < 500, query
+    for query in ("page=0", "page=x", "page_size=1000"):
+        assert pget(api, who, f"/interactions?{query}").status_code == 422, query

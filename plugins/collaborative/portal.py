@@ -239,7 +239,7 @@ def delete_account(account_id: uuid.UUID, principal: Principal) -> None:
     db.session.flush()
 
 
-# --- the portal's own authentication ---------------------------------------------------------------
+# --- the portal's own authentication --------------------------------------------------------------
 
 
 def check_password(password: str | None) -> str:
@@ -323,7 +323,7 @@ def change_password(account: PortalAccount, current: str, new: str) -> None:
     db.session.flush()
 
 
-# --- what a portal customer may do -------------------------------------------------------------------
+# --- what a portal customer may do ----------------------------------------------------------------
 
 
 def own_customer(account: PortalAccount) -> Customer:
@@ -460,7 +460,7 @@ def get_person(account: PortalAccount, customer_id: uuid.UUID) -> Customer:
     return found
 
 
-# --- the portal channel: replies from the communication centre ---------------------------------------
+# --- the portal channel: replies from the communication centre ------------------------------------
 
 
 def send_on_portal(message: dict[str, Any]) -> dict[str, Any]:
@@ -476,7 +476,7 @@ def send_on_portal(message: dict[str, Any]) -> dict[str, Any]:
     return {"status": "sent", "interaction_id": interaction.id, "message_id": None}
 
 
-# --- customers: merge, export, erase ---------------------------------------------------------------
+# --- customers: merge, export, erase --------------------------------------------------------------
 
 
 def merge_into(survivor_id: uuid.UUID, merged_id: uuid.UUID) -> None:

@@ -253,7 +253,7 @@ def change_password():
     return "", 204
 
 
-# --- self-service ----------------------------------------------------------------------------------
+# --- self-service ---------------------------------------------------------------------------------
 
 
 @bp.get("/me")
@@ -328,7 +328,7 @@ def unknown_route(anything: str):
     raise NotFound("not found")
 
 
-# --- the public unsubscribe page -------------------------------------------------------------------
+# --- the public unsubscribe page ------------------------------------------------------------------
 
 PAGE = ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>"
         "<body><h1>{title}</h1>{body}</body></html>")
