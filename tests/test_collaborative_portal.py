@@ -4,6 +4,7 @@ X's credentials never reach customer Y's data, in the same tenant or another one
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 
@@ -191,8 +192,12 @@ def test_mentions_show_the_item_to_the_mentioned_user(api, other_api):
     assert visible(api, sales) == {item["id"]}
     assert visible(api, sales, f"{INBOX}?mentioned=true") == {item["id"]}
     assert ok(as_user(api, "GET", f"{INBOX}/{item['id']}", sales))["subject"] == "Tricky"
+    # the mentioned colleague answers in a note, without taking the item over
+    ok(as_user(api, "POST", f"{INBOX}/{item['id']}/notes", sales, json={"body": "Checked."}), 201)
     notes = ok(as_user(api, "GET", f"{INBOX}/{item['id']}/notes", sales))
-    assert [n["body"][:1] for n in notes] == ["@"]
+    assert [n["body"][:1] for n in notes] == ["@", "C"]
+    assert as_user(api, "PATCH", f"{INBOX}/{item['id']}", sales,
+                   json={"status": "done"}).status_code == 403
     # the other tenant's mentioned user sees nothing
     assert ok(other_api.get(INBOX, role="sales")) == []
 
@@ -260,6 +265,9 @@ def test_consent_blocks_marketing_contact(api):
                                                   "granted": True}).status_code == 422
     assert api.post(consent_path(customer), json={"channel": "email", "purpose": "spam",
                                                   "granted": True}).status_code == 422
+    assert api.post(consent_path(customer), json={
+        "channel": "email", "purpose": "marketing", "granted": True,
+        "recorded_at": "2999-01-01T00:00:00Z"}).status_code == 422
     # withdrawing service consent blocks even service messages
     ok(api.post(consent_path(customer), json={"channel": "email", "purpose": "service",
                                               "granted": False}), 201)
@@ -424,6 +432,11 @@ def test_portal_customer_serves_themselves(api, clientela_smtp):
     refused = psend(api, who, "PATCH", "/me", {"email": "new@example.com", "stage": "customer"})
     assert refused.status_code == 422 and set(refused.json["errors"]["json"]) == {"email", "stage"}
     assert ok(api.get(f"/api/v1/customers/{customer['id']}"))["last_name"] == "Selfridge"
+    address = {"street": "Via Roma 1", "city": "Roma", "country": "IT"}
+    assert ok(psend(api, who, "PATCH", "/me", {"addresses": [address]}))["addresses"] == [address]
+    assert psend(api, who, "PATCH", "/me", {"addresses": [{"street": {"nested": 1}}]}
+                 ).status_code == 422
+    assert psend(api, who, "PATCH", "/me", {"addresses": [address] * 11}).status_code == 422
     # interactions: their own, without internal notes; the invitation's token is not kept
     mine = ok(pget(api, who, "/interactions"))
     assert [i["subject"] for i in mine] == ["Your invitation to the customer portal",
@@ -704,3 +717,27 @@ def test_no_input_produces_a_500(api, clientela_smtp):
         assert api.get(f"{INBOX}?{query}").status_code < 500, query
     for query in ("page=0", "page=x", "page_size=1000"):
         assert pget(api, who, f"/interactions?{query}").status_code == 422, query
+
+
+def test_expired_portal_tokens_are_purged_by_a_daily_job(api, clientela_smtp):
+    import sqlalchemy as sa
+
+    from clientela.core import jobs
+    from clientela.core.db import utcnow
+    from clientela.plugins.collaborative.collab_models import PortalToken
+
+    clientela_smtp.configure(api.app)
+    customer = api.customer(first_name="Old", email="old@example.com")
+    who = portal_login(api, clientela_smtp, customer)
+    with tenancy.tenant_context(api.tenant.id):
+        # the used invitation expired long ago; the session is current
+        db.session.execute(sa.update(PortalToken).where(PortalToken.kind == "invite")
+                           .values(expires_at=utcnow() - dt.timedelta(days=40)))
+        job_id = jobs.enqueue("collaborative.purge_portal_tokens")
+        db.session.commit()
+    assert jobs.queue_for(api.app).run(api.tenant.id, job_id) == "succeeded"
+    with tenancy.tenant_context(api.tenant.id):
+        kinds = db.session.execute(db.select(PortalToken.kind)).scalars().all()
+        db.session.rollback()
+    assert kinds == ["session"]
+    assert pget(api, who, "/me").status_code == 200

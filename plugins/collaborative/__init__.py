@@ -43,6 +43,14 @@ def portal_half_config_defaults(register):
     register("COLLABORATIVE_PORTAL_SESSION_HOURS", 12, "how long a portal session lasts")
 
 
+@hookimpl(specname="clientela_jobs")
+def portal_half_jobs(register):
+    from clientela.plugins.collaborative import portal
+
+    register(portal.purge_tokens, name="collaborative.purge_portal_tokens",
+             schedule={"minute": "17", "hour": "3"})
+
+
 @hookimpl(specname="clientela_permissions")
 def portal_half_permissions(register):
     for permission, description in PORTAL_PERMISSIONS.items():

@@ -52,6 +52,8 @@ def record(customer_id: uuid.UUID, channel: str, purpose: str, granted: bool, so
     check_choice(channel, purpose)
     if not (source or "").strip():
         raise ValidationError({"source": ["say where the decision came from"]})
+    if recorded_at is not None and recorded_at > utcnow() + dt.timedelta(minutes=5):
+        raise ValidationError({"recorded_at": ["a decision cannot be recorded in the future"]})
     consent = Consent(customer_id=customer_id, channel=channel, purpose=purpose,
                       granted=bool(granted), source=source.strip()[:100], note=(note or "")[:500],
                       recorded_at=recorded_at or utcnow())

@@ -225,9 +225,12 @@ def notes(item_id: uuid.UUID, principal: Principal) -> list[InboxNote]:
 
 
 def add_note(item_id: uuid.UUID, body: str, principal: Principal) -> InboxNote:
-    """An internal note; every resolved @mention makes the item visible to that user."""
+    """An internal note; every resolved @mention makes the item visible to that user.
+
+    Anyone who sees the item and holds ``inbox:write`` may add one: a mentioned colleague
+    answers in a note without taking the item over."""
     item = get_item(item_id, principal)
-    _writable(item, principal)
+    access.require(principal, "inbox:write")
     if not (body or "").strip():
         raise ValidationError({"body": ["a note needs some text"]})
     note = InboxNote(item_id=item.id, author_id=principal.user_id, body=body)

@@ -42,6 +42,9 @@ EDITABLE_FIELDS = ("first_name", "last_name", "phone", "addresses")
 VISIBLE_FIELDS = ("id", "kind", "display_name", "first_name", "last_name", "organisation_name",
                   "email", "phone", "addresses", "organisation_id")
 PORTAL_CHANNEL = "portal"
+MAX_ADDRESSES = 10
+#: used and expired tokens are kept this long (for the audit of a login), then purged
+TOKEN_RETENTION = dt.timedelta(days=30)
 
 
 # --- tokens -------------------------------------------------------------------------------------
@@ -302,6 +305,14 @@ def send_login_link(email: str) -> None:
                f"Open this link to log in (it works once):\n\n{link}\n", raw, "portal_login_link")
 
 
+def purge_tokens() -> int:
+    """Delete the tokens expired for longer than ``TOKEN_RETENTION`` (a daily job)."""
+    result = db.session.execute(sa.delete(PortalToken).where(
+        PortalToken.expires_at < utcnow() - TOKEN_RETENTION)
+        .execution_options(synchronize_session=False))
+    return result.rowcount
+
+
 def session_account(raw: str) -> PortalAccount | None:
     """The account of a valid session token, in the current (the token's) tenant."""
     found = find_token(raw, "session")
@@ -369,8 +380,12 @@ def correct_master_data(account: PortalAccount, data: dict[str, Any]) -> dict[st
                 errors.update(exc.errors)
                 continue
         elif field == "addresses":
-            if not isinstance(value, list) or not all(isinstance(a, dict) for a in value):
-                errors[field] = ["a list of addresses (objects)"]
+            if not isinstance(value, list) or len(value) > MAX_ADDRESSES or not all(
+                    isinstance(a, dict) and all(isinstance(k, str) and len(k) <= 50 and (
+                        v is None or isinstance(v, str) and len(v) <= 200)
+                        for k, v in a.items()) for a in value):
+                errors[field] = [f"at most {MAX_ADDRESSES} addresses, each an object of "
+                                 "texts (at most 200 characters)"]
                 continue
         elif value is not None and (not isinstance(value, str) or len(value) > 100):
             errors[field] = ["text of at most 100 characters"]
