@@ -6,7 +6,7 @@ name = "collaborative"
 version = "0.1.0"
 requires: tuple[str, ...] = ()
 
-# --- channels, e-mail and calls (channels.py, services.py, api.py) ---------------------------
+# --- channels, e-mail and calls (channels.py, services.py, api.py) -------------------------
 
 MAIL_PERMISSIONS = {
     "mail:read": "see e-mail messages and threads (private mailboxes: their owner and "
@@ -113,3 +113,146 @@ def clientela_customer_erase(customer):
     from clientela.plugins.collaborative import services
 
     return services.erase_for(customer)
+
+
+# =============================================================================================
+# Teams, communication centre, consent and customer portal (collab-portal half).
+# Modules: teams, inbox, consent, portal, portal_api, collab_models, collab_api.
+# =============================================================================================
+
+PORTAL_PERMISSIONS = {
+    "teams:read": "see teams and their members",
+    "teams:write": "create, change and delete teams and their members",
+    "inbox:read": "see the communication centre's items (own: assigned to you or mentioning "
+                  "you; team: your teams' queues; all)",
+    "inbox:write": "assign, change the status of, annotate and answer inbox items",
+    "consents:read": "see customers' consent records",
+    "consents:write": "record customers' consent decisions",
+    "portal:manage": "invite customers to the self-service portal and manage their accounts",
+}
+
+
+@hookimpl(specname="clientela_models")
+def portal_half_models(register):
+    from clientela.plugins.collaborative.collab_models import MODELS
+
+    for model in MODELS:
+        register(model)
+
+
+@hookimpl(specname="clientela_config_defaults")
+def portal_half_config_defaults(register):
+    register("COLLABORATIVE_PUBLIC_BASE_URL", "",
+             "public base URL of unsubscribe links (default: the request's host)")
+    register("COLLABORATIVE_PORTAL_URL", "",
+             "base URL of the portal front end that invitation and login links open")
+    register("COLLABORATIVE_PORTAL_INVITE_HOURS", 72, "how long an invitation link works")
+    register("COLLABORATIVE_PORTAL_LINK_MINUTES", 15, "how long a one-time login link works")
+    register("COLLABORATIVE_PORTAL_SESSION_HOURS", 12, "how long a portal session lasts")
+
+
+@hookimpl(specname="clientela_jobs")
+def portal_half_jobs(register):
+    from clientela.plugins.collaborative import portal
+
+    register(portal.purge_tokens, name="collaborative.purge_portal_tokens",
+             schedule={"minute": "17", "hour": "3"})
+
+
+@hookimpl(specname="clientela_permissions")
+def portal_half_permissions(register):
+    for permission, description in PORTAL_PERMISSIONS.items():
+        register(permission, description)
+
+
+@hookimpl(specname="clientela_roles")
+def portal_half_roles(register):
+    register("admin", list(PORTAL_PERMISSIONS))
+    register("manager", list(PORTAL_PERMISSIONS))
+    register("service", ["teams:read", ("inbox:read", "team"), ("inbox:write", "team"),
+                         "consents:read", "consents:write", "portal:manage"])
+    for role in ("sales", "marketing"):
+        register(role, ["teams:read", ("inbox:read", "own"), ("inbox:write", "own"),
+                        "consents:read", "consents:write"])
+    register("analyst", ["teams:read", "consents:read"])
+
+
+@hookimpl(specname="clientela_api_blueprints")
+def portal_half_api_blueprints(register):
+    from clientela.plugins.collaborative import collab_api
+
+    for blueprint in collab_api.BLUEPRINTS:
+        register(blueprint)
+
+
+@hookimpl(specname="clientela_web_blueprints")
+def portal_half_web_blueprints(register):
+    from clientela.plugins.collaborative import portal_api
+
+    register(portal_api.bp)
+    register(portal_api.unsubscribe_bp)
+
+
+@hookimpl(specname="clientela_team_members")
+def portal_half_team_members(user_id):
+    from clientela.plugins.collaborative import teams
+
+    return teams.team_mates(user_id)
+
+
+@hookimpl(specname="clientela_interaction_recorded_precommit")
+def portal_half_interaction_recorded_precommit(entity, change):
+    from clientela.plugins.collaborative import inbox
+
+    inbox.item_for_interaction(entity)
+
+
+@hookimpl(specname="clientela_contact_allowed")
+def portal_half_contact_allowed(customer, channel, purpose):
+    from clientela.plugins.collaborative import consent
+
+    return consent.contact_allowed(customer, channel, purpose)
+
+
+@hookimpl(specname="clientela_send_message")
+def portal_half_send_message(message):
+    if message.get("channel") != "portal":
+        return None
+    from clientela.plugins.collaborative import portal
+
+    return portal.send_on_portal(message)
+
+
+@hookimpl(specname="clientela_entity_changed_precommit")
+def portal_half_entity_changed_precommit(change):
+    if change.entity_type == "collaborative_consents" and change.operation != "insert":
+        from clientela.core.errors import ValidationError
+
+        raise ValidationError({"consent": ["consent records are append-only: record a new "
+                                           "decision instead of changing or deleting one"]})
+
+
+@hookimpl(specname="clientela_customer_merged_precommit")
+def portal_half_customer_merged_precommit(survivor, merged_id):
+    from clientela.plugins.collaborative import consent, inbox, portal
+
+    for module in (consent, inbox, portal):
+        module.merge_into(survivor.id, merged_id)
+
+
+@hookimpl(specname="clientela_customer_export")
+def portal_half_customer_export(customer):
+    from clientela.plugins.collaborative import consent, inbox, portal
+
+    return {"consents": consent.export_for(customer.id), "inbox": inbox.export_for(customer.id),
+            "portal_account": portal.export_for(customer.id)}
+
+
+@hookimpl(specname="clientela_customer_erase")
+def portal_half_customer_erase(customer):
+    from clientela.plugins.collaborative import portal
+
+    return {"portal_accounts_deleted": portal.erase_for(customer.id)}
+
+
+# ===================================== end of collab-portal ==================================
