@@ -55,3 +55,16 @@ def test_broken_config_file_is_a_clear_error(tmp_path):
     (tmp_path / "clientela.toml").write_text("this is = = not toml")
     with pytest.raises(ConfigurationError, match="clientela.toml"):
         create_app("onprem", HOME=str(tmp_path))
+
+
+def test_no_two_schemas_share_an_openapi_name(tmp_path):
+    """apispec renames clashing schema names silently (Member, Member1): clients would get
+    unstable names, so every plugin's schema must have a name of its own."""
+    import warnings
+
+    from clientela.core.app import create_app
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Multiple schemas resolved")
+        app = create_app(DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}", HOME=str(tmp_path))
+    assert app.test_client().get("/api/v1/openapi.json").status_code == 200

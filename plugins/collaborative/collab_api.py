@@ -51,7 +51,7 @@ class MemberUpdate(Schema):
     is_lead = fields.Boolean(required=True)
 
 
-class Member(Schema):
+class TeamMember(Schema):
     user_id = fields.UUID()
     email = fields.String()
     name = fields.String()
@@ -257,13 +257,13 @@ class TeamById(MethodView):
 
 @teams_blp.route("/<uuid:team_id>/members")
 class TeamMembers(MethodView):
-    @teams_blp.response(200, Member(many=True))
+    @teams_blp.response(200, TeamMember(many=True))
     def get(self, team_id: uuid.UUID):
         """The team's members and leads."""
         return teams.members(team_id, current_principal())
 
     @teams_blp.arguments(MemberInput)
-    @teams_blp.response(201, Member)
+    @teams_blp.response(201, TeamMember)
     def post(self, data, team_id: uuid.UUID):
         """Add a member (``teams:write``, or a lead of the team)."""
         member = teams.add_member(team_id, data["user_id"], current_principal(),
@@ -275,7 +275,7 @@ class TeamMembers(MethodView):
 @teams_blp.route("/<uuid:team_id>/members/<uuid:user_id>")
 class TeamMemberById(MethodView):
     @teams_blp.arguments(MemberUpdate)
-    @teams_blp.response(200, Member)
+    @teams_blp.response(200, TeamMember)
     def patch(self, data, team_id: uuid.UUID, user_id: uuid.UUID):
         """Make a member a lead, or not."""
         member = teams.update_member(team_id, user_id, data, current_principal())

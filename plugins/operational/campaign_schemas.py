@@ -74,7 +74,7 @@ class MembersAdded(Schema):
     members = fields.Integer()
 
 
-class Member(Schema):
+class CampaignMember(Schema):
     id = fields.UUID()
     display_name = fields.String()
     email = fields.String(allow_none=True)

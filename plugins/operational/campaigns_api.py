@@ -91,7 +91,7 @@ class CampaignById(MethodView):
 
 @blp.route("/<uuid:campaign_id>/members")
 class Members(MethodView):
-    @blp.response(200, schemas.Member(many=True))
+    @blp.response(200, schemas.CampaignMember(many=True))
     @blp.paginate()
     def get(self, campaign_id: uuid.UUID, pagination_parameters):
         """The customers on the campaign's static list."""
