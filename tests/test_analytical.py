@@ -703,3 +703,214 @@ def test_a_warehouse_held_by_another_process_is_busy_not_a_crash(api):
         holder.wait()
     with warehouse.connect(wait=5) as con:
         assert con.execute("SELECT count(*) FROM dim_customer").fetchall() == [(1,)]
+
+
+# --- probabilistic lifetime value and churn (BG/NBD + Gamma-Gamma) --------------------------
+
+CDNOW = os.path.join(os.path.dirname(__file__), "data", "cdnow")
+CDNOW_END = dt.date(1997, 9, 30)  # the end of the 39-week calibration period
+#: Fader, Hardie & Lee (2005), table 1 / p. 279, and Fader & Hardie (2013), note 025
+PUBLISHED_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+PUBLISHED_LL = -9582.4
+PUBLISHED_GAMMA_GAMMA = {"p": 6.25, "q": 3.74, "gamma": 15.44}
+
+
+def cdnow_summary():
+    """The published per-customer summary: (x, t_x, T, zbar) of the 2,357 customers."""
+    with open(os.path.join(CDNOW, "cdnow_customers_summary_with_transactions.csv")) as fh:
+        rows = list(csv.DictReader(fh))
+    return {int(r["ID"]): (int(r["x"]), float(r["t_x"]), float(r["T"]), float(r["zbar"]))
+            for r in rows}
+
+
+def cdnow_transactions():
+    """(sample id, day, value) of every CDNOW sample purchase, 1997-01-01 to 1998-06-30."""
+    out = []
+    with open(os.path.join(CDNOW, "CDNOW_sample.txt")) as fh:
+        for line in fh:
+            _, sample_id, day, _, value = line.split()
+            out.append((int(sample_id), dt.datetime.strptime(day, "%Y%m%d").date(),
+                        float(value)))
+    return out
+
+
+def rounded(params: dict, digits: int) -> dict:
+    return {k: round(v, digits) for k, v in params.items()}
+
+
+def test_bgnbd_fit_reproduces_the_published_cdnow_estimates():
+    from clientela.plugins.analytical import clv
+
+    data = cdnow_summary()
+    x, t_x, T, _ = zip(*data.values())
+    fit = clv.fit_bgnbd(x, t_x, T)
+    assert fit.customers == 2357
+    # to the precision published: 3 decimals, the log-likelihood to 1
+    assert rounded(fit.params(), 3) == PUBLISHED_BGNBD
+    assert round(fit.log_likelihood, 1) == PUBLISHED_LL
+    # and it is the maximum: the published (rounded) parameters do no better
+    assert fit.log_likelihood >= clv.bgnbd_log_likelihood(
+        list(PUBLISHED_BGNBD.values()), x, t_x, T)
+    # FHL 2005 worked example: customer 1 (x=2, t_x=30.43, T=38.86) is expected to make
+    # 1.226 purchases in the next 39 weeks
+    assert round(float(fit.expected_purchases(39, 2, 30.43, 38.86)), 3) == 1.226
+    # P(alive) is 1 without a repeat purchase and falls as the last purchase ages
+    alive = fit.p_alive([0, 2, 2], [0, 30.43, 5.0], [38.86, 38.86, 38.86])
+    assert alive[0] == 1.0 and 0 < alive[2] < alive[1] < 1
+
+
+def test_gamma_gamma_fit_reproduces_the_published_cdnow_estimates():
+    from clientela.plugins.analytical import clv
+
+    # the mean repeat spend computed from the transactions themselves: p, q, gamma as
+    # published (6.25, 3.74, 15.44)
+    by_day: dict[int, dict[dt.date, float]] = {}
+    for sample_id, day, value in cdnow_transactions():
+        if day <= CDNOW_END:
+            days = by_day.setdefault(sample_id, {})
+            days[day] = days.get(day, 0.0) + value
+    x, zbar = [], []
+    for days in by_day.values():
+        repeats = [days[d] for d in sorted(days)[1:]]
+        x.append(len(repeats))
+        zbar.append(sum(repeats) / len(repeats) if repeats else 0.0)
+    fit = clv.fit_gamma_gamma(x, zbar)
+    assert fit.customers == 946  # the customers with a repeat purchase
+    assert rounded(fit.params(), 2) == PUBLISHED_GAMMA_GAMMA
+    # the published summary rounds zbar to cents; the likelihood is flat along a ridge,
+    # so gamma moves in the second decimal (15.448), p and q do not
+    summary = cdnow_summary().values()
+    coarse = clv.fit_gamma_gamma([s[0] for s in summary], [s[3] for s in summary])
+    assert rounded(coarse.params(), 2) == {"p": 6.25, "q": 3.74, "gamma": 15.45}
+    # E[Z | x, zbar] shrinks a customer's own mean towards the population mean
+    population = fit.mean_spend()
+    assert fit.expected_spend(0, 0) == pytest.approx(population)
+    own = float(fit.expected_spend(2, 100.0))
+    assert population < own < 100.0
+
+
+def simulate_bgnbd(rng, n, r, alpha, a, b, T):
+    """Customers drawn from the BG/NBD story, all acquired at 0 and observed until T:
+    purchases at rate lambda ~ Gamma(r, alpha) while alive; after each purchase the customer
+    drops out with probability p ~ Beta(a, b). Returns x, t_x, T and whether each is dead."""
+    import numpy as np
+
+    lam = rng.gamma(r, 1 / alpha, n)
+    p = rng.beta(a, b, n)
+    xs, txs, dead = np.zeros(n), np.zeros(n), np.zeros(n, bool)
+    for i in range(n):
+        t, x, t_x = 0.0, 0, 0.0
+        while True:
+            t += rng.exponential(1 / lam[i])
+            if t > T:
+                break
+            x, t_x = x + 1, t
+            if rng.random() < p[i]:
+                dead[i] = True
+                break
+        xs[i], txs[i] = x, t_x
+    # the BG/NBD counts repeat purchases after a first one at time 0
+    return xs, txs, np.full(n, T), dead
+
+
+def test_p_alive_identifies_simulated_dropouts_and_the_fit_recovers_the_truth():
+    import numpy as np
+
+    from clientela.plugins.analytical import clv, metrics
+
+    rng = np.random.default_rng(20260630)
+    x, t_x, T, dead = simulate_bgnbd(rng, 4000, r=0.5, alpha=5.0, a=1.2, b=3.0, T=52.0)
+    fit = clv.fit_bgnbd(x, t_x, T)
+    assert fit.r == pytest.approx(0.5, rel=0.2)
+    assert fit.alpha == pytest.approx(5.0, rel=0.3)
+    p_alive = fit.p_alive(x, t_x, T)
+    # the known dropout mechanism: 1 - P(alive) ranks the dead above the living
+    auc = metrics._auc(1 - p_alive, dead)
+    assert auc > 0.8
+    # and P(alive) is calibrated: its mean is close to the share still alive
+    assert float(p_alive.mean()) == pytest.approx(1 - dead.mean(), abs=0.05)
+
+
+def load_cdnow(tmp_path) -> dict[int, uuid.UUID]:
+    from clientela.core.models import Customer
+
+    people = {sid: Customer(**services.clean_customer_data(
+        {"first_name": f"CDNOW {sid}", "external_id": f"cdnow-{sid}"})) for sid in range(1, 2358)}
+    db.session.add_all(people.values())
+    db.session.commit()
+    path = write_csv(tmp_path / "cdnow.csv", ["Order", "Date", "Customer", "SKU", "Total"], [
+        (f"{sid}-{n}", day.strftime("%Y%m%d"), f"cdnow-{sid}", "CD", f"{value:.2f}")
+        for n, (sid, day, value) in enumerate(cdnow_transactions())])
+    report = imports.import_transactions(path, columns=LINE_MAPPING,
+                                         options={"date_format": "%Y%m%d"})
+    assert (report.rows_read, report.rejected) == (6919, 0)
+    return {sid: person.id for sid, person in people.items()}
+
+
+def test_cdnow_through_the_warehouse_and_the_api(api, tmp_path):
+    ids = load_cdnow(tmp_path)
+    by_id = {cid: sid for sid, cid in ids.items()}
+    # the warehouse computes the published summary from the order lines
+    with warehouse.connect() as con:
+        rows = con.execute(metrics.bgnbd_inputs_sql(), {"as_of": CDNOW_END}).fetchall()
+    expected = cdnow_summary()
+    assert len(rows) == 2357
+    for customer_id, x, t_x, T, zbar in rows:
+        ex = expected[by_id[customer_id]]
+        # the published file is rounded to 2 decimals
+        assert x == ex[0] and (t_x, T, zbar) == pytest.approx(ex[1:], abs=0.0051), ex
+
+    model = api.get(f"/api/v1/analytics/clv/model?as_of={CDNOW_END}", role="analyst")
+    assert model.status_code == 200, model.json
+    assert rounded({k: model.json["bgnbd"][k] for k in PUBLISHED_BGNBD}, 3) == PUBLISHED_BGNBD
+    assert round(model.json["bgnbd"]["log_likelihood"], 1) == PUBLISHED_LL
+    assert rounded({k: model.json["gamma_gamma"][k] for k in PUBLISHED_GAMMA_GAMMA},
+                   2) == PUBLISHED_GAMMA_GAMMA
+
+    top = api.get(f"/api/v1/analytics/clv?method=bgnbd&as_of={CDNOW_END}&page_size=5"
+                  "&horizon_months=12&discount_rate=0.1").json
+    assert len(top) == 5 and [r["clv"] for r in top] == sorted((r["clv"] for r in top),
+                                                               reverse=True)
+    assert all(r["method"] == "bgnbd" and r["horizon_months"] == 12 for r in top)
+    # customer 1 (x=2, t_x=30.43, T=38.86): the published model's figures
+    one = api.get(f"/api/v1/analytics/customers/{ids[1]}?as_of={CDNOW_END}").json
+    assert one["bgnbd"]["expected_purchases"] == pytest.approx(
+        _published_expected_purchases(36 * 52.1775 / 12, 2, 30.43, 38.86), rel=2e-3)
+    assert 0 < one["bgnbd"]["p_alive"] < 1 and one["bgnbd"]["clv"] > 0
+
+    churn = api.get(f"/api/v1/analytics/churn?method=bgnbd&as_of={CDNOW_END}&page_size=3").json
+    probabilities = [r["churn_probability"] for r in churn]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert churn[0]["churn_risk"] == "high" and churn[0]["churn_horizon_weeks"] == 26
+
+    # held out: calibrate on the published 39 weeks, score who buys nothing in the next 39
+    valid = api.get("/api/v1/analytics/churn/validation?as_of=1998-06-30&holdout_weeks=39")
+    assert valid.status_code == 200, valid.json
+    assert valid.json["calibration_end"] == "1997-09-30"
+    assert valid.json["customers"] == 2357
+    # measured: 0.757 for P(no purchase), 0.32 for 1 - P(alive) alone (one-time buyers
+    # keep P(alive) = 1 but mostly never return), 71% churned, 74% predicted
+    report = valid.json
+    assert report["auc"]["bgnbd"] > 0.7 and report["auc"]["p_alive"] < 0.5
+    assert report["predicted_churn_rate"] == pytest.approx(report["churn_rate"], abs=0.05)
+
+
+def _published_expected_purchases(t, x, t_x, T):
+    from clientela.plugins.analytical import clv
+
+    fit = clv.BetaGeoFit(**PUBLISHED_BGNBD, log_likelihood=0.0, customers=0, converged=True)
+    return float(fit.expected_purchases(t, x, t_x, T))
+
+
+def test_bgnbd_needs_repeat_buyers_and_says_so(api, tmp_path):
+    api.customer(first_name="Lonely", external_id="L1")
+    import_lines(tmp_path, [("o1", dt.date(2026, 1, 2), "L1", "X", 10)])
+    response = api.get("/api/v1/analytics/clv?method=bgnbd")
+    assert response.status_code == 422
+    assert "repeat purchase" in response.json["message"]
+    assert api.get("/api/v1/analytics/clv?method=magic").status_code == 422
+    # the historical method still answers, and the profile has no BG/NBD figures
+    assert api.get("/api/v1/analytics/clv").status_code == 200
+    one = api.get("/api/v1/analytics/customers/"
+                  f"{api.get('/api/v1/analytics/profiles').json[0]['customer_id']}").json
+    assert one["bgnbd"] is None

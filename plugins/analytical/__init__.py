@@ -23,6 +23,12 @@ DEFAULTS = {
                                    "(1 = revenue)"),
     "ANALYTICAL_CLV_MIN_YEARS": (1.0, "shortest observation period (years) used to annualise "
                                       "a customer's purchases"),
+    "ANALYTICAL_CLV_DISCOUNT_RATE": (0.10, "annual discount rate of the probabilistic "
+                                           "(BG/NBD + Gamma-Gamma) lifetime value"),
+    "ANALYTICAL_CHURN_HORIZON_WEEKS": (26, "BG/NBD churn: the probability of no purchase "
+                                           "in this many weeks"),
+    "ANALYTICAL_CHURN_PROBABILITY_LEVELS": ([0.5, 0.8], "BG/NBD churn risk: low below the "
+                                                        "first, high from the second"),
     "ANALYTICAL_CHURN_FACTOR": (2.0, "a customer is churned after this many usual "
                                      "inter-purchase intervals without a purchase"),
     "ANALYTICAL_CHURN_DEFAULT_INTERVAL_DAYS": (90.0, "the usual interval assumed for a "
@@ -118,7 +124,7 @@ def clientela_customer_profile(customer):
         return {"key": "analytics", "title": "Analytics",
                 "data": {"unavailable": "the warehouse is being refreshed; try again shortly"}}
     keys = ("in_warehouse", "as_of", "rfm_segment", "rfm_score", "clv", "churn_risk",
-            "orders", "revenue", "first_purchase", "last_purchase", "channels")
+            "orders", "revenue", "first_purchase", "last_purchase", "channels", "bgnbd")
     return {"key": "analytics", "title": "Analytics",
             "data": {k: data.get(k) for k in keys}}
 

@@ -30,6 +30,25 @@ class AsOfQuery(Schema):
 class CustomerTableQuery(AsOfQuery):
     factor = fields.Float(validate=validate.Range(min=1),
                           metadata={"description": "churn: N x the usual interval"})
+    method = fields.String(load_default="rule", validate=validate.OneOf(metrics.CHURN_METHODS),
+                           metadata={"description": "rule (recency / usual interval) or "
+                                                    "bgnbd (1 - P(alive))"})
+
+
+class ClvQuery(AsOfQuery):
+    method = fields.String(load_default="historical",
+                           validate=validate.OneOf(metrics.CLV_METHODS),
+                           metadata={"description": "historical (AOV x frequency x lifespan) "
+                                                    "or bgnbd (BG/NBD + Gamma-Gamma)"})
+    horizon_months = fields.Integer(validate=validate.Range(min=1, max=240),
+                                    metadata={"description": "bgnbd: months ahead (default "
+                                                             "the lifespan setting)"})
+    discount_rate = fields.Float(validate=validate.Range(min=0, max=1),
+                                 metadata={"description": "bgnbd: annual discount rate"})
+
+
+class ChurnValidationQuery(AsOfQuery):
+    holdout_weeks = fields.Integer(load_default=26, validate=validate.Range(min=1, max=260))
 
 
 class RfmQuery(AsOfQuery):
@@ -83,17 +102,35 @@ class RfmSummary(Schema):
     segments = fields.List(fields.Nested(RfmSegment))
 
 
-class LifetimeValue(Schema):
+class Probabilistic(Schema):
+    """The fields of ``method=bgnbd`` (absent from the historical and rule methods)."""
+
+    method = fields.String()
+    repeat_purchases = fields.Integer(metadata={"description": "x: purchase days after the "
+                                                               "first"})
+    recency_weeks = fields.Float(metadata={"description": "t_x: first to last purchase day"})
+    age_weeks = fields.Float(metadata={"description": "T: first purchase day to as_of"})
+    average_repeat_value = fields.Float()
+    p_alive = fields.Float()
+    expected_purchases = fields.Float(metadata={"description": "over the horizon"})
+    expected_spend = fields.Float(allow_none=True, metadata={"description": "per purchase"})
+    horizon_months = fields.Integer()
+    churn_probability = fields.Float(metadata={"description": "P(no purchase in the next "
+                                                              "churn_horizon_weeks)"})
+    churn_horizon_weeks = fields.Float()
+
+
+class LifetimeValue(Probabilistic):
     customer_id = fields.UUID()
     orders = fields.Integer()
     revenue = fields.Float()
     average_order_value = fields.Float()
     observed_years = fields.Float()
     orders_per_year = fields.Float()
-    clv = fields.Float()
+    clv = fields.Float(allow_none=True)
 
 
-class ChurnRisk(Schema):
+class ChurnRisk(Probabilistic):
     customer_id = fields.UUID()
     last_purchase = fields.Date()
     orders = fields.Integer()
@@ -102,6 +139,52 @@ class ChurnRisk(Schema):
     churn_ratio = fields.Float()
     churn_risk = fields.String()
     churned = fields.Boolean()
+
+
+class BgnbdParameters(Schema):
+    r = fields.Float()
+    alpha = fields.Float()
+    a = fields.Float()
+    b = fields.Float()
+    log_likelihood = fields.Float()
+    customers = fields.Integer()
+    converged = fields.Boolean()
+
+
+class GammaGammaParameters(Schema):
+    p = fields.Float()
+    q = fields.Float()
+    gamma = fields.Float()
+    log_likelihood = fields.Float()
+    customers = fields.Integer()
+    converged = fields.Boolean()
+
+
+class ClvModel(Schema):
+    as_of = fields.Date()
+    bgnbd = fields.Nested(BgnbdParameters)
+    gamma_gamma = fields.Nested(GammaGammaParameters, allow_none=True)
+    horizon_months = fields.Integer()
+    annual_discount_rate = fields.Float()
+    margin = fields.Float()
+
+
+class ChurnAuc(Schema):
+    bgnbd = fields.Float(allow_none=True,
+                         metadata={"description": "P(no purchase in the holdout)"})
+    p_alive = fields.Float(allow_none=True, metadata={"description": "1 - P(alive)"})
+    rule = fields.Float(allow_none=True, metadata={"description": "recency / usual interval"})
+
+
+class ChurnValidation(Schema):
+    as_of = fields.Date()
+    calibration_end = fields.Date()
+    holdout_weeks = fields.Integer()
+    customers = fields.Integer()
+    churned = fields.Integer()
+    churn_rate = fields.Float(allow_none=True)
+    predicted_churn_rate = fields.Float(allow_none=True)
+    auc = fields.Nested(ChurnAuc)
 
 
 class RetentionCohort(Schema):
@@ -156,8 +239,21 @@ class NextBestOffer(Schema):
     confidence = fields.Float()
 
 
+class CustomerBgnbd(Schema):
+    p_alive = fields.Float()
+    expected_purchases = fields.Float()
+    expected_spend = fields.Float(allow_none=True)
+    clv = fields.Float(allow_none=True)
+    horizon_months = fields.Integer()
+    churn_probability = fields.Float()
+    churn_horizon_weeks = fields.Float()
+    churn_risk = fields.String()
+
+
 class CustomerAnalytics(PurchaseProfile, RfmScore, LifetimeValue, ChurnRisk):
     as_of = fields.Date()
+    bgnbd = fields.Nested(CustomerBgnbd, allow_none=True,
+                          metadata={"description": "the probabilistic model's figures"})
     in_warehouse = fields.Boolean()
     channels = fields.Dict(keys=fields.String(), values=fields.Integer())
     attributes = fields.Dict(keys=fields.String(), values=fields.String())
@@ -249,7 +345,9 @@ def _table_view(kind: str, schema: type[Schema], query: type[Schema], doc: str):
             rows, total = services.customer_table(
                 current_principal(), kind, as_of=args.get("as_of"), factor=args.get("factor"),
                 segment=args.get("segment"), page=pagination_parameters.page,
-                page_size=pagination_parameters.page_size)
+                page_size=pagination_parameters.page_size, method=args.get("method"),
+                horizon_months=args.get("horizon_months"),
+                discount_rate=args.get("discount_rate"))
             pagination_parameters.item_count = total
             return rows
 
@@ -264,11 +362,32 @@ analytics.route("/profiles")(_table_view(
 analytics.route("/rfm")(_table_view(
     "rfm", RfmScore, RfmQuery, "RFM quintile scores (1-5) and segment of every buying customer."))
 analytics.route("/clv")(_table_view(
-    "clv", LifetimeValue, AsOfQuery,
-    "Historical lifetime value: AOV x orders per year x lifespan x margin."))
+    "clv", LifetimeValue, ClvQuery,
+    "Lifetime value: historical (AOV x orders per year x lifespan x margin) or, with "
+    "method=bgnbd, BG/NBD + Gamma-Gamma (discounted expected spend over the horizon)."))
 analytics.route("/churn")(_table_view(
     "churn", ChurnRisk, CustomerTableQuery,
-    "Churn risk: days since the last purchase against N x the usual interval."))
+    "Churn risk: days since the last purchase against N x the usual interval, or, with "
+    "method=bgnbd, P(no purchase in the next ANALYTICAL_CHURN_HORIZON_WEEKS) and P(alive)."))
+
+
+@analytics.route("/clv/model")
+class ClvModelView(MethodView):
+    @analytics.arguments(AsOfQuery, location="query")
+    @analytics.response(200, ClvModel)
+    def get(self, args):
+        """The BG/NBD and Gamma-Gamma parameters fitted by maximum likelihood as of a day."""
+        return services.clv_model(current_principal(), args.get("as_of"))
+
+
+@analytics.route("/churn/validation")
+class ChurnValidationView(MethodView):
+    @analytics.arguments(ChurnValidationQuery, location="query")
+    @analytics.response(200, ChurnValidation)
+    def get(self, args):
+        """AUC of the churn scores on a held-out period (who bought nothing in it)."""
+        return services.churn_validation(current_principal(), args.get("as_of"),
+                                         args["holdout_weeks"])
 
 
 @analytics.route("/rfm/segments")
