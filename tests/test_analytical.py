@@ -672,6 +672,12 @@ def test_warehouse_commands_refresh_and_import_with_a_saved_mapping(backend, fre
     status = json.loads(invoke("warehouse", "status").output)
     assert status["tables"]["fact_transaction"] == 1 and status["tables"]["import_runs"] == 2
 
+    exported = invoke("warehouse", "export", str(tmp_path / "parquet"), "--json")
+    assert exported.exit_code == 0, exported.output
+    assert json.loads(exported.output)["tables"]["fact_transaction"] == 1
+    assert os.path.exists(tmp_path / "parquet" / "fact_transaction" / f"tenant_id={tenant_id}"
+                          / "data_0.parquet")
+
     missing = invoke("warehouse", "import-transactions", str(tmp_path / "nope.csv"),
                      "--mapping", "erp")
     assert missing.exit_code != 0 and "no such file" in missing.output
@@ -914,3 +920,50 @@ def test_bgnbd_needs_repeat_buyers_and_says_so(api, tmp_path):
     one = api.get("/api/v1/analytics/customers/"
                   f"{api.get('/api/v1/analytics/profiles').json[0]['customer_id']}").json
     assert one["bgnbd"] is None
+
+
+# --- Parquet export ----------------------------------------------------------------------------
+
+
+def test_parquet_export_is_partitioned_by_tenant_and_reads_back(app_ctx, make_tenant, tmp_path):
+    import pyarrow.dataset as ds
+
+    out = tmp_path / "export"
+    first, second = make_tenant("a"), make_tenant("b")
+    with tenancy.tenant_context(first.id):
+        (tmp_path / "a").mkdir()
+        ids = load_rfm_data(tmp_path / "a")
+        services.record_interaction(ids["A"], "phone",
+                                    occurred_at=dt.datetime(2026, 6, 1, tzinfo=UTC))
+        db.session.commit()
+        warehouse.refresh()
+        report = warehouse.export_parquet(str(out))
+        with warehouse.connect() as con:
+            original = con.execute("SELECT * FROM fact_transaction ORDER BY line_id").fetchall()
+    assert report["tables"]["fact_transaction"] == 36
+    assert report["tables"]["dim_customer"] == 10 and report["tables"]["fact_interaction"] == 1
+    with tenancy.tenant_context(second.id):
+        customer(external_id="Z")
+        db.session.commit()
+        (tmp_path / "b").mkdir()
+        import_lines(tmp_path / "b", [("z1", dt.date(2026, 3, 1), "Z", "P-Z", 5)])
+        warehouse.export_parquet(str(out))
+        # exporting again replaces the tenant's partition: nothing doubles
+        warehouse.export_parquet(str(out))
+
+    assert sorted(os.listdir(out / "fact_transaction")) == sorted(
+        [f"tenant_id={first.id}", f"tenant_id={second.id}"])
+    con = duckdb.connect()
+    pattern = str(out / "fact_transaction" / "*" / "*.parquet")
+    counts = dict(con.execute("SELECT tenant_id, count(*) FROM read_parquet(?, "
+                              "hive_partitioning = true) GROUP BY 1", [pattern]).fetchall())
+    assert counts == {str(first.id): 36, str(second.id): 1}
+    back = con.execute("SELECT * EXCLUDE (tenant_id) FROM read_parquet(?, hive_partitioning = "
+                       "true) WHERE tenant_id = ? ORDER BY line_id",
+                       [pattern, str(first.id)]).fetchall()
+    assert back == original
+    # pyarrow reads the same data set, the tenant as its partition key
+    dataset = ds.dataset(str(out / "dim_customer"), format="parquet", partitioning="hive")
+    table = dataset.to_table(filter=ds.field("tenant_id") == str(second.id))
+    assert table.num_rows == 1 and table.column("external_id").to_pylist() == ["Z"]
+    assert dataset.count_rows() == 11
