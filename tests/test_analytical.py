@@ -967,3 +967,88 @@ def test_parquet_export_is_partitioned_by_tenant_and_reads_back(app_ctx, make_te
     table = dataset.to_table(filter=ds.field("tenant_id") == str(second.id))
     assert table.num_rows == 1 and table.column("external_id").to_pylist() == ["Z"]
     assert dataset.count_rows() == 11
+
+
+# --- the import API ---------------------------------------------------------------------------
+
+
+def upload(api, kind, content: bytes, filename, role="admin", **form):
+    import io
+
+    data = {"kind": kind, "file": (io.BytesIO(content), filename), **form}
+    return api.post("/api/v1/analytics/imports", role=role, data=data,
+                    content_type="multipart/form-data")
+
+
+def csv_bytes(header, rows) -> bytes:
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+def test_imports_through_the_api_with_a_saved_mapping_and_the_row_report(api, usd_rate):
+    import io
+    import json
+
+    ann = api.customer(external_id="C-1", first_name="Ann")
+    api.customer(first_name="Bob", email="bob@example.com")
+    saved = api.client.put("/api/v1/analytics/imports/mappings", headers=api.headers("analyst"),
+                           json={"name": "shop", "kind": "transactions",
+                                 "columns": IMPORT_MAPPING})
+    assert saved.status_code == 200, saved.json
+    assert [m["name"] for m in api.get("/api/v1/analytics/imports/mappings").json] == ["shop"]
+
+    response = upload(api, "transactions", csv_bytes(IMPORT_HEADER, IMPORT_ROWS), "shop.csv",
+                      role="analyst", mapping="shop")
+    assert response.status_code == 201, response.json
+    report = response.json
+    assert (report["rows_read"], report["matched"], report["rejected"]) == (8, 3, 5)
+    assert report["rejections"] == EXPECTED_REJECTIONS
+    assert report["filename"] == "shop.csv"
+
+    # Parquet, with the mapping given inline
+    table = pa.table({h: [r[i] for r in IMPORT_ROWS] for i, h in enumerate(IMPORT_HEADER)})
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    inline = upload(api, "transactions", sink.getvalue(), "shop.parquet",
+                    columns=json.dumps(IMPORT_MAPPING))
+    assert inline.status_code == 201, inline.json
+    assert inline.json["matched"] == 3  # the same lines again: replaced, not doubled
+    profile = api.get(f"/api/v1/analytics/customers/{ann['id']}?as_of=2026-12-31").json
+    assert profile["orders"] == 2
+
+    attributes = upload(api, "attributes", csv_bytes(["Id", "Region"], [["C-1", "North"],
+                                                                        ["C-9", "South"]]),
+                        "demo.csv", columns=json.dumps({"Id": "customer_external_id"}))
+    assert attributes.status_code == 201
+    assert attributes.json["rejections"] == [
+        {"row": 2, "reason": "no customer with this external id or e-mail"}]
+
+    runs = api.get("/api/v1/analytics/imports", role="marketing").json
+    assert [r["rows_read"] for r in runs][:3] == [2, 8, 8]
+    one = api.get(f"/api/v1/analytics/imports/{report['import_id']}").json
+    assert one["rejections"] == EXPECTED_REJECTIONS and one["mapping"] == "shop"
+    assert api.get(f"/api/v1/analytics/imports/{uuid.uuid4()}").status_code == 404
+
+    # what is refused, and how
+    assert upload(api, "transactions", b"x", "shop.xlsx", mapping="shop").status_code == 422
+    assert upload(api, "transactions", b"a,b\n1,2\n", "x.csv",
+                  mapping="nope").status_code == 404
+    bad_json = upload(api, "transactions", b"a\n1\n", "x.csv", columns="[1, 2]")
+    assert bad_json.status_code == 422
+    assert bad_json.json["errors"]["json"] == {"columns": ["give a JSON object"]}
+    assert upload(api, "everything", b"a\n1\n", "x.csv").status_code == 422
+    broken = upload(api, "transactions", b"PAR1 not really", "x.parquet", mapping="shop")
+    assert broken.status_code == 422 and "uploads" not in json.dumps(broken.json)
+    assert upload(api, "transactions", b"a\n1\n", "x.csv", role="marketing",
+                  mapping="shop").status_code == 403
+    assert api.client.put("/api/v1/analytics/imports/mappings", headers=api.headers("sales"),
+                          json={"name": "x", "kind": "transactions",
+                                "columns": {"A": "order_id"}}).status_code == 403
+    # nothing is left behind in the tenant's folder
+    folder = os.path.join(warehouse.warehouse_dir(api.tenant.id), "uploads")
+    assert os.listdir(folder) == []

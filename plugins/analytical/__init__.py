@@ -10,6 +10,8 @@ PERMISSIONS = {
     "analytics:read": "see customer analytics (profiles, RFM, CLV, churn, cohorts, "
                       "associations) and segments",
     "analytics:refresh": "refresh the tenant's data warehouse",
+    "analytics:import": "import transactions and customer attributes into the warehouse, "
+                        "save import mappings",
     "segments:write": "create, change and delete saved segments",
 }
 
@@ -70,6 +72,7 @@ def clientela_roles(register):
     register("manager", list(PERMISSIONS))
     register("analyst", list(PERMISSIONS))
     register("marketing", ["analytics:read", "segments:write"])
+    # analyst, manager and admin get analytics:import with the rest (list(PERMISSIONS))
 
 
 @hookimpl

@@ -12,7 +12,8 @@ from marshmallow import Schema, fields, validate
 from clientela.core import access
 from clientela.core.api.auth import current_principal
 from clientela.core.db import db
-from clientela.plugins.analytical import metrics, segments, services, warehouse
+from clientela.core.errors import ValidationError
+from clientela.plugins.analytical import imports, metrics, segments, services, warehouse
 
 analytics = Blueprint("analytics", __name__, url_prefix="/analytics",
                       description="Customer analytics from the tenant's data warehouse")
@@ -314,6 +315,57 @@ class SegmentMembership(Schema):
     customer_ids = fields.List(fields.UUID())
 
 
+class ImportForm(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(("transactions", "attributes")))
+    mapping = fields.String(validate=validate.Length(min=1, max=100),
+                            metadata={"description": "a saved mapping's name"})
+    columns = fields.String(metadata={"description": 'JSON object HEADER -> field, e.g. '
+                                                     '{"Order no": "order_id"}'})
+    options = fields.String(metadata={"description": "JSON object: date_format, "
+                                                     "decimal_separator, currency, source, "
+                                                     "delimiter"})
+
+
+class ImportFile(Schema):
+    file = fields.Raw(required=True, metadata={"type": "string", "format": "binary",
+                                               "description": "a .csv or .parquet file"})
+
+
+class ImportRejection(Schema):
+    row = fields.Integer(metadata={"description": "1-based data row (header not counted)"})
+    reason = fields.String()
+
+
+class ImportReportSchema(Schema):
+    import_id = fields.UUID()
+    kind = fields.String()
+    filename = fields.String()
+    rows_read = fields.Integer()
+    matched = fields.Integer()
+    rejected = fields.Integer()
+    rejections = fields.List(fields.Nested(ImportRejection),
+                             metadata={"description": "the first 1,000 rejected rows"})
+
+
+class ImportRun(ImportReportSchema):
+    mapping = fields.String(allow_none=True)
+    started_at = fields.DateTime()
+
+
+class ImportMappingInput(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    kind = fields.String(required=True, validate=validate.OneOf(("transactions", "attributes")))
+    columns = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True),
+                          required=True)
+    options = fields.Dict(keys=fields.String(), load_default=dict)
+
+
+class ImportMappingSchema(ImportMappingInput):
+    id = fields.UUID()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
 # --- analytics -------------------------------------------------------------------------
 
 
@@ -424,6 +476,74 @@ class ProductAssociations(MethodView):
     def get(self, args):
         """Cross-sell rules X -> Y with support, confidence and lift."""
         return services.associations(current_principal(), **args)
+
+
+def _json_object(value: str | None, field: str) -> dict | None:
+    import json
+
+    if value is None or value == "":
+        return None
+    try:
+        loaded = json.loads(value)
+    except ValueError:
+        loaded = None
+    if not isinstance(loaded, dict):
+        raise ValidationError({field: ["give a JSON object"]})
+    return loaded
+
+
+@analytics.route("/imports")
+class Imports(MethodView):
+    @analytics.response(200, ImportRun(many=True))
+    def get(self):
+        """The tenant's last 50 imports, newest first."""
+        access.require(current_principal(), "analytics:read")
+        return imports.import_runs(50)
+
+    @analytics.arguments(ImportForm, location="form")
+    @analytics.arguments(ImportFile, location="files")
+    @analytics.response(201, ImportReportSchema)
+    def post(self, form, files):
+        """Import order lines or customer attributes from an uploaded CSV or Parquet file
+        (multipart/form-data), with a saved mapping or ``columns``; answers with the report:
+        rows read, matched, rejected, and the reason for each rejected row."""
+        access.require(current_principal(), "analytics:import")
+        upload = files["file"]
+        report = imports.import_upload(
+            form["kind"], upload.stream, upload.filename or "", mapping=form.get("mapping"),
+            columns=_json_object(form.get("columns"), "columns"),
+            options=_json_object(form.get("options"), "options"))
+        result = report.as_dict()
+        result["rejections"] = result["rejections"][:imports.REJECTIONS_SHOWN]
+        return result
+
+
+@analytics.route("/imports/<uuid:import_id>")
+class ImportById(MethodView):
+    @analytics.response(200, ImportRun)
+    def get(self, import_id: uuid.UUID):
+        """One import: its counts and its first 1,000 rejected rows with their reasons."""
+        access.require(current_principal(), "analytics:read")
+        return imports.get_run(str(import_id))
+
+
+@analytics.route("/imports/mappings")
+class ImportMappings(MethodView):
+    @analytics.response(200, ImportMappingSchema(many=True))
+    def get(self):
+        """The saved column mappings."""
+        access.require(current_principal(), "analytics:read")
+        return imports.list_mappings()
+
+    @analytics.arguments(ImportMappingInput)
+    @analytics.response(200, ImportMappingSchema)
+    def put(self, data):
+        """Save a mapping under its kind and name (replacing one of the same name)."""
+        access.require(current_principal(), "analytics:import")
+        mapping = imports.save_mapping(data["name"], data["kind"], data["columns"],
+                                       data["options"])
+        db.session.commit()
+        return mapping
 
 
 @analytics.route("/customers/<uuid:customer_id>")
