@@ -1052,3 +1052,40 @@ def test_imports_through_the_api_with_a_saved_mapping_and_the_row_report(api, us
     # nothing is left behind in the tenant's folder
     folder = os.path.join(warehouse.warehouse_dir(api.tenant.id), "uploads")
     assert os.listdir(folder) == []
+
+
+# --- the segment hooks (campaigns) ----------------------------------------------------------
+
+
+def test_saved_segments_are_offered_to_campaigns_through_the_hooks(app, api, other_api,
+                                                                   tmp_path):
+    from clientela.core.errors import NotFound
+
+    hook = app.extensions["clientela"].hook
+    with tenancy.tenant_context(api.tenant.id):
+        ids = load_rfm_data(tmp_path)
+    lapsed = api.post("/api/v1/segments", json={"name": "Lapsed", "rules": [
+        {"field": "recency_days", "op": "gte", "value": 100}]}).json
+    api.post("/api/v1/segments", json={"name": "Buyers", "rules": [
+        {"field": "orders", "op": "gte", "value": 1}]})
+    with tenancy.tenant_context(api.tenant.id):
+        offered = [s for answer in hook.clientela_segments() if answer for s in answer]
+        ours = [s for s in offered if s["source"] == "analytical"]
+        assert [(s["id"], s["name"]) for s in ours] == [
+            (next(s["id"] for s in ours if s["name"] == "Buyers"), "Buyers"),
+            (f"analytical:{lapsed['id']}", "Lapsed")]
+        assert all(s["id"].startswith("analytical:") for s in ours)
+        members = hook.clientela_segment_members(segment_id=f"analytical:{lapsed['id']}")
+        # as of today: every customer's last purchase (<= AS_OF + 3 days) ages alike, so the
+        # members are those with recency >= 100 days today
+        expected = segments.evaluate([{"field": "recency_days", "op": "gte", "value": 100}])
+        assert members == expected and ids["J"] in members
+        assert hook.clientela_segment_members(segment_id="operational:list:1") is None
+        with pytest.raises(NotFound):
+            hook.clientela_segment_members(segment_id="analytical:not-a-uuid")
+    # another tenant neither lists nor reaches the segment
+    with tenancy.tenant_context(other_api.tenant.id):
+        offered = [s for answer in hook.clientela_segments() if answer for s in answer]
+        assert [s for s in offered if s["source"] == "analytical"] == []
+        with pytest.raises(NotFound):
+            hook.clientela_segment_members(segment_id=f"analytical:{lapsed['id']}")

@@ -145,3 +145,39 @@ def clientela_customer_erase(customer):
     from clientela.plugins.analytical import warehouse
 
     return warehouse.erase_customer(customer.id)
+
+
+SEGMENT_PREFIX = "analytical:"
+
+
+@hookimpl
+def clientela_segments():
+    """The tenant's saved segments, for campaigns (ids ``analytical:<uuid>``; no size: it
+    is known only by evaluating the rules, which ``clientela_segment_members`` does)."""
+    from clientela.core.db import db
+    from clientela.plugins.analytical.models import AnalyticalSegment
+
+    saved = db.session.execute(db.select(AnalyticalSegment).order_by(AnalyticalSegment.name))
+    return [{"id": f"{SEGMENT_PREFIX}{segment.id}", "name": segment.name, "size": None,
+             "source": name}
+            for segment in saved.scalars()]
+
+
+@hookimpl
+def clientela_segment_members(segment_id):
+    """The customer ids of one of our segments now; ``None`` for another plugin's id.
+
+    An ``analytical:`` id that is not a segment of the current tenant raises ``NotFound``.
+    """
+    import uuid
+
+    from clientela.core.errors import NotFound
+    from clientela.plugins.analytical import segments
+
+    if not isinstance(segment_id, str) or not segment_id.startswith(SEGMENT_PREFIX):
+        return None
+    try:
+        key = uuid.UUID(segment_id[len(SEGMENT_PREFIX):])
+    except ValueError:
+        raise NotFound("segment not found") from None
+    return segments.member_ids(key)
