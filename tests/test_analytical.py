@@ -1089,3 +1089,25 @@ def test_saved_segments_are_offered_to_campaigns_through_the_hooks(app, api, oth
         assert [s for s in offered if s["source"] == "analytical"] == []
         with pytest.raises(NotFound):
             hook.clientela_segment_members(segment_id=f"analytical:{lapsed['id']}")
+
+
+# --- startup ----------------------------------------------------------------------------------
+
+
+def test_creating_the_app_does_not_import_duckdb_pyarrow_or_scipy(tmp_path):
+    """The warehouse's libraries load when a warehouse is first used, not at startup."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from clientela.core.app import create_app\n"
+        f"app = create_app('onprem', DATABASE_URL='sqlite:///{tmp_path}/x.db', "
+        f"HOME='{tmp_path}')\n"
+        "assert 'clientela.plugins.analytical.api' in sys.modules\n"
+        "print(sorted(m for m in ('duckdb', 'pyarrow', 'numpy', 'scipy', 'pandas') "
+        "if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -13,8 +13,6 @@ import dataclasses
 import os
 from typing import Any
 
-import pyarrow as pa
-
 from clientela.core.db import db, new_id, utcnow
 from clientela.core.errors import NotFound, ValidationError
 from clientela.plugins.analytical import metrics, warehouse
@@ -264,6 +262,8 @@ def import_transactions(path: str, *, mapping: str | None = None,
     default_currency = str(options.get("currency") or base_currency).upper()
     with warehouse.connect(write=True) as con:
         found = _columns_for(_read_raw(con, path, options), columns)
+        import pyarrow as pa
+
         con.register("rates_given", pa.table({"currency": list(rates),
                                                "rate": list(rates.values())}))
         con.execute("CREATE OR REPLACE TEMP TABLE rates AS SELECT * FROM rates_given")

@@ -24,10 +24,8 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
-import pyarrow as pa
 import sqlalchemy as sa
 from flask import current_app
 
@@ -35,6 +33,10 @@ from clientela.core import tenancy
 from clientela.core.db import db, utcnow
 from clientela.core.errors import ClientelaError, Conflict
 from clientela.core.models import AuditEvent, Customer
+
+if TYPE_CHECKING:  # duckdb and pyarrow load when a warehouse is first used, not with the app
+    import duckdb
+    import pyarrow as pa
 
 #: rows read from the operational database per Arrow batch
 BATCH_ROWS = 50_000
@@ -102,6 +104,8 @@ def _lock_for(path: str) -> threading.Lock:
 def _open(path: str, wait: float | None = None) -> duckdb.DuckDBPyConnection:
     # one process may open the file read-write at a time (DuckDB's file lock); a refresh
     # in a worker process holds it for seconds, so wait rather than fail at once
+    import duckdb
+
     if wait is None:
         wait = float(current_app.config.get("ANALYTICAL_LOCK_TIMEOUT", 30))
     deadline = time.monotonic() + wait
@@ -249,6 +253,8 @@ def _wire(column: sa.Column, dialect: str):
     costs more than the rest of the load; DuckDB parses the raw forms column-wise
     instead. Returns the select expression and the Arrow type of its values.
     """
+    import pyarrow as pa
+
     duck = _duck_type(column)
     attribute = column  # a table column of an ORM entity: the statement stays ORM-scoped
     if duck in ("UUID", "VARCHAR") and not isinstance(column.type, sa.String):
@@ -271,6 +277,8 @@ def _wire(column: sa.Column, dialect: str):
 
 def _arrow_batch(types: list[pa.DataType], rows: list[tuple], names: list[str]) -> pa.Table:
     """Rows of a result as an Arrow table: transposed once, one array per column."""
+    import pyarrow as pa
+
     columns = list(zip(*rows)) if rows else [() for _ in names]
     return pa.Table.from_arrays([pa.array(values, type=kind)
                                  for values, kind in zip(columns, types)], names=names)
@@ -406,6 +414,8 @@ def _apply_removals(con, report: RefreshReport) -> None:
         con.execute("UPDATE dim_customer_attribute SET customer_id = ? WHERE customer_id = ?",
                     [survivor_id, merged_id])
     if deleted_customers:
+        import pyarrow as pa
+
         ids = pa.table({"id": pa.array(sorted(deleted_customers), pa.string())})
         con.register("gone", ids)
         try:
