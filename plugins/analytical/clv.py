@@ -51,14 +51,18 @@ def _compress(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
 
 
 def _minimise(negative_ll, start: np.ndarray) -> tuple[np.ndarray, float, bool]:
-    """Minimise over log-parameters (all parameters are positive): BFGS, then Nelder-Mead
-    from there to settle the last digits."""
-    first = optimize.minimize(negative_ll, np.log(start), method="L-BFGS-B",
-                              options={"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-9})
-    second = optimize.minimize(negative_ll, first.x, method="Nelder-Mead",
-                               options={"maxiter": 20000, "xatol": 1e-10, "fatol": 1e-10})
-    best = second if second.fun <= first.fun else first
-    return np.exp(best.x), float(best.fun), bool(first.success or second.success)
+    """Minimise over log-parameters (all parameters are positive) with L-BFGS-B, tight
+    tolerances; Nelder-Mead from there only when it reports no convergence."""
+    best = optimize.minimize(negative_ll, np.log(start), method="L-BFGS-B",
+                             options={"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-9})
+    converged = bool(best.success)
+    if not converged:
+        polish = optimize.minimize(negative_ll, best.x, method="Nelder-Mead",
+                                   options={"maxiter": 20000, "xatol": 1e-10, "fatol": 1e-10})
+        converged = bool(polish.success)
+        if polish.fun <= best.fun:
+            best = polish
+    return np.exp(best.x), float(best.fun), converged
 
 
 # --- BG/NBD --------------------------------------------------------------------------------

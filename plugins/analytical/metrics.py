@@ -353,7 +353,8 @@ def bgnbd_inputs_sql(customer_filter: str = "") -> str:
            date_diff('day', f.first_day, $as_of) / 7.0 AS "T",
            coalesce(avg(d.value) FILTER (WHERE d.date_key > f.first_day), 0.0) AS zbar
     FROM days d JOIN firsts f USING (customer_id)
-    GROUP BY d.customer_id, f.first_day"""
+    GROUP BY d.customer_id, f.first_day
+    ORDER BY d.customer_id"""
 
 
 def _data_version(con) -> tuple:
@@ -369,12 +370,23 @@ _fits: dict[tuple, tuple] = {}
 _FITS_KEPT = 16
 
 
-def fit_models(con, as_of: dt.date | None = None):
+def _inputs(con, as_of: dt.date, customer_id: str | None = None) -> dict[str, Any]:
+    """The BG/NBD inputs as numpy arrays (``customer_id`` an array of UUIDs)."""
+    params: dict[str, Any] = {"as_of": as_of}
+    only = ""
+    if customer_id:
+        only = "AND customer_id = CAST($customer_id AS UUID)"
+        params["customer_id"] = str(customer_id)
+    return con.execute(bgnbd_inputs_sql(only), params).fetchnumpy()
+
+
+def fit_models(con, as_of: dt.date | None = None, data: dict[str, Any] | None = None):
     """The BG/NBD and Gamma-Gamma fits on every buying customer as of ``as_of``.
 
     Fitted once per warehouse state and day in this process (a fit on 1,000,000 customers
     takes seconds). Gamma-Gamma is ``None`` when too few customers bought twice with a
-    positive value; BG/NBD raises ``clv.NotEnoughData`` then.
+    positive value; BG/NBD raises ``clv.NotEnoughData`` then. ``data``: the inputs of every
+    customer, when the caller has them already.
     """
     from clientela.plugins.analytical import clv
 
@@ -384,7 +396,9 @@ def fit_models(con, as_of: dt.date | None = None):
     key = (path, as_of, _data_version(con))
     if key in _fits:
         return _fits[key]
-    data = con.execute(bgnbd_inputs_sql(), {"as_of": as_of}).fetchnumpy()
+    if data is None:
+        data = con.execute(f"SELECT x, t_x, \"T\", zbar FROM ({bgnbd_inputs_sql()})",
+                           {"as_of": as_of}).fetchnumpy()
     bg = clv.fit_bgnbd(data["x"], data["t_x"], data["T"])
     try:
         gg = clv.fit_gamma_gamma(data["x"], data["zbar"])
@@ -418,57 +432,74 @@ def _churn_risk(probability):
     return np.where(probability < medium, "low", np.where(probability < high, "medium", "high"))
 
 
+PROBABILISTIC_ORDERS = ("clv", "churn")
+
+
 def probabilistic_table(con, as_of: dt.date | None = None, customer_id: str | None = None,
-                        horizon_months: int | None = None, discount_rate: float | None = None
-                        ) -> list[dict[str, Any]]:
-    """Per buying customer: P(alive), expected purchases and spend, and the discounted CLV
-    over the horizon, from the fitted BG/NBD and Gamma-Gamma models (unordered)."""
+                        horizon_months: int | None = None, discount_rate: float | None = None,
+                        order: str | None = None, limit: int | None = None, offset: int = 0
+                        ) -> tuple[list[dict[str, Any]], int]:
+    """Per buying customer: P(alive), expected purchases and spend, the discounted CLV over
+    the horizon and the churn probability, from the fitted BG/NBD and Gamma-Gamma models.
+
+    ``order``: ``clv`` (highest first) or ``churn`` (likeliest first), ``None`` unordered;
+    ``limit``/``offset`` page after ordering. Everything is computed column-wise in numpy;
+    rows are built for the page only. Returns the rows and the number of buying customers.
+    """
     import numpy as np
 
     from clientela.plugins.analytical import clv
 
     as_of = as_of or today()
-    bg, gg = fit_models(con, as_of)
-    params: dict[str, Any] = {"as_of": as_of}
-    only = ""
-    if customer_id:
-        only = "AND customer_id = CAST($customer_id AS UUID)"
-        params["customer_id"] = str(customer_id)
-    data = con.execute(bgnbd_inputs_sql(only), params).fetchnumpy()
-    if len(data["x"]) == 0:
-        return []
+    data = _inputs(con, as_of, customer_id)
+    bg, gg = fit_models(con, as_of, None if customer_id else data)
+    total = len(data["x"])
+    if total == 0:
+        return [], 0
     months = horizon_months or _horizon_months()
     rate = float(discount_rate if discount_rate is not None
                  else setting("ANALYTICAL_CLV_DISCOUNT_RATE"))
     margin = float(setting("ANALYTICAL_CLV_MARGIN"))
-    x, t_x, T, zbar = data["x"], data["t_x"], data["T"], data["zbar"]
-    p_alive = bg.p_alive(x, t_x, T)
-    purchases = bg.expected_purchases(months * clv.WEEKS_PER_MONTH, x, t_x, T)
-    if gg is not None:
-        spend = gg.expected_spend(x, zbar)
-        value = clv.lifetime_value(bg, gg, x, t_x, T, zbar, months=months,
-                                   annual_discount=rate, margin=margin)
-    else:
-        spend = value = np.full(len(x), np.nan)
     churn_weeks = float(setting("ANALYTICAL_CHURN_HORIZON_WEEKS"))
-    churn = bg.p_no_purchase(churn_weeks, x, t_x, T)
-    risk = _churn_risk(churn)
+    x, t_x, T, zbar = data["x"], data["t_x"], data["T"], data["zbar"]
+    columns: dict[str, Any] = {
+        "p_alive": np.round(bg.p_alive(x, t_x, T), 6),
+        "expected_purchases": np.round(bg.expected_purchases(months * clv.WEEKS_PER_MONTH,
+                                                             x, t_x, T), 4),
+        "churn_probability": np.round(bg.p_no_purchase(churn_weeks, x, t_x, T), 6),
+    }
+    if gg is not None:
+        columns["expected_spend"] = np.round(gg.expected_spend(x, zbar), 2)
+        columns["clv"] = np.round(clv.lifetime_value(bg, gg, x, t_x, T, zbar, months=months,
+                                                     annual_discount=rate, margin=margin), 2)
     ids = data["customer_id"]
-    rows = []
-    for i in range(len(x)):
-        rows.append({
-            "customer_id": ids[i], "method": "bgnbd", "orders": int(x[i]) + 1,
-            "repeat_purchases": int(x[i]), "recency_weeks": round(float(t_x[i]), 4),
-            "age_weeks": round(float(T[i]), 4),
-            "average_repeat_value": round(float(zbar[i]), 2),
-            "p_alive": round(float(p_alive[i]), 6),
-            "expected_purchases": round(float(purchases[i]), 4),
-            "expected_spend": None if np.isnan(spend[i]) else round(float(spend[i]), 2),
-            "clv": None if np.isnan(value[i]) else round(float(value[i]), 2),
-            "horizon_months": months, "churn_probability": round(float(churn[i]), 6),
-            "churn_horizon_weeks": churn_weeks, "churn_risk": str(risk[i]),
-        })
-    return rows
+    # rows come ordered by customer id; a stable sort keeps that order among equals, so
+    # pages do not overlap
+    if order == "clv" and gg is not None:
+        index = np.argsort(-columns["clv"], kind="stable")
+    elif order == "churn":
+        index = np.argsort(-columns["churn_probability"], kind="stable")
+    else:
+        index = np.arange(total)
+    index = index[offset:offset + limit] if limit is not None else index[offset:]
+    risk = _churn_risk(columns["churn_probability"][index])
+    page = {
+        "customer_id": ids[index].tolist(),
+        "orders": (x[index] + 1).astype(int).tolist(),
+        "repeat_purchases": x[index].astype(int).tolist(),
+        "recency_weeks": np.round(t_x[index], 4).tolist(),
+        "age_weeks": np.round(T[index], 4).tolist(),
+        "average_repeat_value": np.round(zbar[index], 2).tolist(),
+        **{name: values[index].tolist() for name, values in columns.items()},
+        "churn_risk": risk.tolist(),
+    }
+    if gg is None:
+        page["expected_spend"] = page["clv"] = [None] * len(index)
+    constants = {"method": "bgnbd", "horizon_months": months,
+                 "churn_horizon_weeks": churn_weeks}
+    names = list(page)
+    rows = [dict(zip(names, values), **constants) for values in zip(*page.values())]
+    return rows, total
 
 
 def _auc(scores, positives) -> float | None:
@@ -499,8 +530,8 @@ def churn_validation(con, as_of: dt.date | None = None, holdout_weeks: int = 26
 
     as_of = as_of or today()
     cutoff = as_of - dt.timedelta(weeks=holdout_weeks)
-    bg, _ = fit_models(con, cutoff)
-    data = con.execute(bgnbd_inputs_sql(), {"as_of": cutoff}).fetchnumpy()
+    data = _inputs(con, cutoff)
+    bg, _ = fit_models(con, cutoff, data)
     params = parameters(cutoff)
     rule = dict(con.execute(f"SELECT customer_id, churn_ratio FROM ({customer_metrics_sql()}) "
                             "WHERE orders IS NOT NULL", params).fetchall())

@@ -23,15 +23,9 @@ def customer_table(principal: Principal, kind: str, *, as_of: dt.date | None = N
     access.require(principal, "analytics:read")
     with warehouse.connect() as con:
         if method == "bgnbd" and kind in ("clv", "churn"):
-            rows = metrics.probabilistic_table(con, as_of, horizon_months=horizon_months,
-                                               discount_rate=discount_rate)
-            if kind == "clv":
-                rows.sort(key=lambda r: (-(r["clv"] if r["clv"] is not None else -1),
-                                         str(r["customer_id"])))
-            else:
-                rows.sort(key=lambda r: (-r["churn_probability"], str(r["customer_id"])))
-            start = (page - 1) * page_size
-            return rows[start:start + page_size], len(rows)
+            return metrics.probabilistic_table(
+                con, as_of, horizon_months=horizon_months, discount_rate=discount_rate,
+                order=kind, limit=page_size, offset=(page - 1) * page_size)
         return metrics.customer_table(con, kind, as_of=as_of, factor=factor, segment=segment,
                                       limit=page_size, offset=(page - 1) * page_size)
 
@@ -126,7 +120,7 @@ def _probabilistic(con, customer_id: uuid.UUID, as_of: dt.date) -> dict[str, Any
     from clientela.plugins.analytical import clv
 
     try:
-        rows = metrics.probabilistic_table(con, as_of, customer_id=str(customer_id))
+        rows, _ = metrics.probabilistic_table(con, as_of, customer_id=str(customer_id))
     except clv.NotEnoughData:
         return {"bgnbd": None}
     if not rows:
