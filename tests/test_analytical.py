@@ -1111,3 +1111,23 @@ def test_creating_the_app_does_not_import_duckdb_pyarrow_or_scipy(tmp_path):
                             check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_segment_exports_its_members_as_csv(api, tmp_path):
+    import io
+
+    ids = load_rfm_data(tmp_path)
+    created = api.post("/api/v1/segments", json={"name": "Top / VIP", "rules": [
+        {"field": "rfm_segment", "op": "eq", "value": "Champions"}]}).json
+    response = api.get(f"/api/v1/segments/{created['id']}/members.csv?as_of={AS_OF}",
+                       role="marketing")
+    assert response.status_code == 200, response.data
+    assert response.mimetype == "text/csv"
+    assert 'filename="segment-Top---VIP.csv"' in response.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert [(r["customer_id"], r["external_id"], r["rfm_segment"], r["orders"])
+            for r in rows] == sorted([(str(ids["A"]), "A", "Champions", "8"),
+                                      (str(ids["B"]), "B", "Champions", "6")])
+    # a role without analytics:read may not export
+    assert api.get(f"/api/v1/segments/{created['id']}/members.csv",
+                   role="sales").status_code == 403

@@ -605,4 +605,23 @@ class SegmentMembers(MethodView):
         return segments.members(segment_id, current_principal(), args.get("as_of"))
 
 
+@segments_blp.route("/<uuid:segment_id>/members.csv")
+class SegmentMembersCsv(MethodView):
+    @segments_blp.arguments(AsOfQuery, location="query")
+    @segments_blp.doc(responses={"200": {
+        "description": "The members with name, e-mail, external id, stage, orders, revenue, "
+                       "RFM segment, CLV and churn risk, as CSV.",
+        "content": {"text/csv": {"schema": {"type": "string"}}}}})
+    def get(self, args, segment_id: uuid.UUID):
+        """Export a segment's members as CSV (needs customers:read on all records too)."""
+        from flask import Response, stream_with_context
+
+        segment, chunks = segments.iter_members_csv(segment_id, current_principal(),
+                                                    args.get("as_of"))
+        name = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in segment.name)
+        return Response(stream_with_context(chunks), mimetype="text/csv",
+                        headers={"Content-Disposition":
+                                 f'attachment; filename="segment-{name}.csv"'})
+
+
 BLUEPRINTS = (analytics, segments_blp)

@@ -179,3 +179,50 @@ def members(segment_id: uuid.UUID, principal: Principal, as_of: dt.date | None =
     ids = evaluate(segment.rules, as_of)
     return {"segment_id": segment.id, "name": segment.name,
             "as_of": as_of or metrics.today(), "count": len(ids), "customer_ids": ids}
+
+
+EXPORT_COLUMNS = ("customer_id", "display_name", "email", "external_id", "stage", "orders",
+                  "revenue", "rfm_segment", "clv", "churn_risk")
+
+
+def iter_members_csv(segment_id: uuid.UUID, principal: Principal,
+                     as_of: dt.date | None = None, chunk_rows: int = 5000):
+    """A segment's members as CSV text chunks (header first): ids, names, e-mails and their
+    key figures — for a mailing tool outside the CRM. Needs ``customers:read`` on all
+    records as well (the file holds personal data), as the core's customer export does."""
+    import csv
+    import io
+
+    from clientela.core.errors import Forbidden
+
+    segment = get_segment(segment_id, principal)
+    if principal.scope("customers:read") != "all":
+        raise Forbidden("exporting a segment needs 'customers:read' on all records")
+    errors = _rule_errors(segment.rules)
+    if errors:
+        raise ValidationError({"rules": errors})
+    params = metrics.parameters(as_of)
+    conditions = [_condition(rule, params, i) for i, rule in enumerate(segment.rules)]
+    sql = (f"SELECT m.customer_id, m.display_name, c.email, c.external_id, m.stage, m.orders, "
+           f"m.revenue, m.rfm_segment, m.clv, m.churn_risk "
+           f"FROM ({metrics.customer_metrics_sql()}) m JOIN dim_customer c USING (customer_id) "
+           f"WHERE {' AND '.join(conditions)} ORDER BY m.customer_id")
+
+    def chunks():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(EXPORT_COLUMNS)
+        with warehouse.connect() as con:
+            cursor = con.execute(sql, params)
+            while True:
+                rows = cursor.fetchmany(chunk_rows)
+                if not rows:
+                    break
+                writer.writerows(rows)
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        if buffer.getvalue():
+            yield buffer.getvalue()
+
+    return segment, chunks()
