@@ -1131,3 +1131,26 @@ def test_a_segment_exports_its_members_as_csv(api, tmp_path):
     # a role without analytics:read may not export
     assert api.get(f"/api/v1/segments/{created['id']}/members.csv",
                    role="sales").status_code == 403
+
+
+def test_segment_rules_can_use_the_bgnbd_scores(api, tmp_path):
+    ids = load_cdnow(tmp_path)
+    with warehouse.connect() as con:
+        rows, _ = metrics.probabilistic_table(con, CDNOW_END)
+    # the SQL closed forms agree with numpy
+    expected_alive = sorted(r["customer_id"] for r in rows if r["p_alive"] < 0.3)
+    with warehouse.connect() as con:
+        revenue = {r["customer_id"]: r["revenue"]
+                   for r in metrics.customer_table(con, "profiles", as_of=CDNOW_END)[0]}
+    expected_loyal = sorted(r["customer_id"] for r in rows
+                            if r["churn_probability"] <= 0.2 and revenue[r["customer_id"]] >= 100)
+    assert expected_alive and expected_loyal
+    assert segments.evaluate([{"field": "p_alive", "op": "lt", "value": 0.3}],
+                             CDNOW_END) == expected_alive
+    created = api.post("/api/v1/segments", json={"name": "Likely to stay", "rules": [
+        {"field": "churn_probability", "op": "lte", "value": 0.2},
+        {"field": "revenue", "op": "gte", "value": 100}]})
+    assert created.status_code == 201, created.json
+    members = api.get(f"/api/v1/segments/{created.json['id']}/members?as_of={CDNOW_END}").json
+    assert members["customer_ids"] == [str(i) for i in expected_loyal]
+    assert ids[1] not in expected_alive

@@ -432,6 +432,24 @@ def _churn_risk(probability):
     return np.where(probability < medium, "low", np.where(probability < high, "medium", "high"))
 
 
+def bgnbd_scores_sql(con, as_of: dt.date, params: dict[str, Any]) -> str:
+    """SQL of ``customer_id, p_alive, churn_probability`` per buying customer, the BG/NBD
+    closed forms evaluated in DuckDB with the fitted parameters (added to ``params``), for
+    segment rules. Raises ``clv.NotEnoughData`` (422) when no model can be fitted."""
+    bg, _ = fit_models(con, as_of)
+    params.update({"bg_r": bg.r, "bg_alpha": bg.alpha, "bg_a": bg.a, "bg_b": bg.b,
+                   "bg_weeks": float(setting("ANALYTICAL_CHURN_HORIZON_WEEKS"))})
+    return f"""
+    SELECT customer_id, p_alive,
+           1 - p_alive * (1 - pow(($bg_alpha + "T") / ($bg_alpha + "T" + $bg_weeks),
+                                  $bg_r + x)) AS churn_probability
+    FROM (SELECT customer_id, x, "T",
+                 1 / (1 + CASE WHEN x > 0 THEN $bg_a / ($bg_b + x - 1)
+                                   * pow(($bg_alpha + "T") / ($bg_alpha + t_x), $bg_r + x)
+                               ELSE 0 END) AS p_alive
+          FROM ({bgnbd_inputs_sql()}))"""
+
+
 PROBABILISTIC_ORDERS = ("clv", "churn")
 
 
