@@ -672,6 +672,12 @@ def test_warehouse_commands_refresh_and_import_with_a_saved_mapping(backend, fre
     status = json.loads(invoke("warehouse", "status").output)
     assert status["tables"]["fact_transaction"] == 1 and status["tables"]["import_runs"] == 2
 
+    exported = invoke("warehouse", "export", str(tmp_path / "parquet"), "--json")
+    assert exported.exit_code == 0, exported.output
+    assert json.loads(exported.output)["tables"]["fact_transaction"] == 1
+    assert os.path.exists(tmp_path / "parquet" / "fact_transaction" / f"tenant_id={tenant_id}"
+                          / "data_0.parquet")
+
     missing = invoke("warehouse", "import-transactions", str(tmp_path / "nope.csv"),
                      "--mapping", "erp")
     assert missing.exit_code != 0 and "no such file" in missing.output
@@ -703,3 +709,448 @@ def test_a_warehouse_held_by_another_process_is_busy_not_a_crash(api):
         holder.wait()
     with warehouse.connect(wait=5) as con:
         assert con.execute("SELECT count(*) FROM dim_customer").fetchall() == [(1,)]
+
+
+# --- probabilistic lifetime value and churn (BG/NBD + Gamma-Gamma) --------------------------
+
+CDNOW = os.path.join(os.path.dirname(__file__), "data", "cdnow")
+CDNOW_END = dt.date(1997, 9, 30)  # the end of the 39-week calibration period
+#: Fader, Hardie & Lee (2005), table 1 / p. 279, and Fader & Hardie (2013), note 025
+PUBLISHED_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+PUBLISHED_LL = -9582.4
+PUBLISHED_GAMMA_GAMMA = {"p": 6.25, "q": 3.74, "gamma": 15.44}
+
+
+def cdnow_summary():
+    """The published per-customer summary: (x, t_x, T, zbar) of the 2,357 customers."""
+    with open(os.path.join(CDNOW, "cdnow_customers_summary_with_transactions.csv")) as fh:
+        rows = list(csv.DictReader(fh))
+    return {int(r["ID"]): (int(r["x"]), float(r["t_x"]), float(r["T"]), float(r["zbar"]))
+            for r in rows}
+
+
+def cdnow_transactions():
+    """(sample id, day, value) of every CDNOW sample purchase, 1997-01-01 to 1998-06-30."""
+    out = []
+    with open(os.path.join(CDNOW, "CDNOW_sample.txt")) as fh:
+        for line in fh:
+            _, sample_id, day, _, value = line.split()
+            out.append((int(sample_id), dt.datetime.strptime(day, "%Y%m%d").date(),
+                        float(value)))
+    return out
+
+
+def rounded(params: dict, digits: int) -> dict:
+    return {k: round(v, digits) for k, v in params.items()}
+
+
+def test_bgnbd_fit_reproduces_the_published_cdnow_estimates():
+    from clientela.plugins.analytical import clv
+
+    data = cdnow_summary()
+    x, t_x, T, _ = zip(*data.values())
+    fit = clv.fit_bgnbd(x, t_x, T)
+    assert fit.customers == 2357
+    # to the precision published: 3 decimals, the log-likelihood to 1
+    assert rounded(fit.params(), 3) == PUBLISHED_BGNBD
+    assert round(fit.log_likelihood, 1) == PUBLISHED_LL
+    # and it is the maximum: the published (rounded) parameters do no better
+    assert fit.log_likelihood >= clv.bgnbd_log_likelihood(
+        list(PUBLISHED_BGNBD.values()), x, t_x, T)
+    # FHL 2005 worked example: customer 1 (x=2, t_x=30.43, T=38.86) is expected to make
+    # 1.226 purchases in the next 39 weeks
+    assert round(float(fit.expected_purchases(39, 2, 30.43, 38.86)), 3) == 1.226
+    # P(alive) is 1 without a repeat purchase and falls as the last purchase ages
+    alive = fit.p_alive([0, 2, 2], [0, 30.43, 5.0], [38.86, 38.86, 38.86])
+    assert alive[0] == 1.0 and 0 < alive[2] < alive[1] < 1
+
+
+def test_gamma_gamma_fit_reproduces_the_published_cdnow_estimates():
+    from clientela.plugins.analytical import clv
+
+    # the mean repeat spend computed from the transactions themselves: p, q, gamma as
+    # published (6.25, 3.74, 15.44)
+    by_day: dict[int, dict[dt.date, float]] = {}
+    for sample_id, day, value in cdnow_transactions():
+        if day <= CDNOW_END:
+            days = by_day.setdefault(sample_id, {})
+            days[day] = days.get(day, 0.0) + value
+    x, zbar = [], []
+    for days in by_day.values():
+        repeats = [days[d] for d in sorted(days)[1:]]
+        x.append(len(repeats))
+        zbar.append(sum(repeats) / len(repeats) if repeats else 0.0)
+    fit = clv.fit_gamma_gamma(x, zbar)
+    assert fit.customers == 946  # the customers with a repeat purchase
+    assert rounded(fit.params(), 2) == PUBLISHED_GAMMA_GAMMA
+    # the published summary rounds zbar to cents; the likelihood is flat along a ridge,
+    # so gamma moves in the second decimal (15.448), p and q do not
+    summary = cdnow_summary().values()
+    coarse = clv.fit_gamma_gamma([s[0] for s in summary], [s[3] for s in summary])
+    assert rounded(coarse.params(), 2) == {"p": 6.25, "q": 3.74, "gamma": 15.45}
+    # E[Z | x, zbar] shrinks a customer's own mean towards the population mean
+    population = fit.mean_spend()
+    assert fit.expected_spend(0, 0) == pytest.approx(population)
+    own = float(fit.expected_spend(2, 100.0))
+    assert population < own < 100.0
+
+
+def simulate_bgnbd(rng, n, r, alpha, a, b, T):
+    """Customers drawn from the BG/NBD story, all acquired at 0 and observed until T:
+    purchases at rate lambda ~ Gamma(r, alpha) while alive; after each purchase the customer
+    drops out with probability p ~ Beta(a, b). Returns x, t_x, T and whether each is dead."""
+    import numpy as np
+
+    lam = rng.gamma(r, 1 / alpha, n)
+    p = rng.beta(a, b, n)
+    xs, txs, dead = np.zeros(n), np.zeros(n), np.zeros(n, bool)
+    for i in range(n):
+        t, x, t_x = 0.0, 0, 0.0
+        while True:
+            t += rng.exponential(1 / lam[i])
+            if t > T:
+                break
+            x, t_x = x + 1, t
+            if rng.random() < p[i]:
+                dead[i] = True
+                break
+        xs[i], txs[i] = x, t_x
+    # the BG/NBD counts repeat purchases after a first one at time 0
+    return xs, txs, np.full(n, T), dead
+
+
+def test_p_alive_identifies_simulated_dropouts_and_the_fit_recovers_the_truth():
+    import numpy as np
+
+    from clientela.plugins.analytical import clv, metrics
+
+    rng = np.random.default_rng(20260630)
+    x, t_x, T, dead = simulate_bgnbd(rng, 4000, r=0.5, alpha=5.0, a=1.2, b=3.0, T=52.0)
+    fit = clv.fit_bgnbd(x, t_x, T)
+    assert fit.r == pytest.approx(0.5, rel=0.2)
+    assert fit.alpha == pytest.approx(5.0, rel=0.3)
+    p_alive = fit.p_alive(x, t_x, T)
+    # the known dropout mechanism: 1 - P(alive) ranks the dead above the living
+    auc = metrics._auc(1 - p_alive, dead)
+    assert auc > 0.8
+    # and P(alive) is calibrated: its mean is close to the share still alive
+    assert float(p_alive.mean()) == pytest.approx(1 - dead.mean(), abs=0.05)
+
+
+def load_cdnow(tmp_path) -> dict[int, uuid.UUID]:
+    from clientela.core.models import Customer
+
+    people = {sid: Customer(**services.clean_customer_data(
+        {"first_name": f"CDNOW {sid}", "external_id": f"cdnow-{sid}"})) for sid in range(1, 2358)}
+    db.session.add_all(people.values())
+    db.session.commit()
+    path = write_csv(tmp_path / "cdnow.csv", ["Order", "Date", "Customer", "SKU", "Total"], [
+        (f"{sid}-{n}", day.strftime("%Y%m%d"), f"cdnow-{sid}", "CD", f"{value:.2f}")
+        for n, (sid, day, value) in enumerate(cdnow_transactions())])
+    report = imports.import_transactions(path, columns=LINE_MAPPING,
+                                         options={"date_format": "%Y%m%d"})
+    assert (report.rows_read, report.rejected) == (6919, 0)
+    return {sid: person.id for sid, person in people.items()}
+
+
+def test_cdnow_through_the_warehouse_and_the_api(api, tmp_path):
+    ids = load_cdnow(tmp_path)
+    by_id = {cid: sid for sid, cid in ids.items()}
+    # the warehouse computes the published summary from the order lines
+    with warehouse.connect() as con:
+        rows = con.execute(metrics.bgnbd_inputs_sql(), {"as_of": CDNOW_END}).fetchall()
+    expected = cdnow_summary()
+    assert len(rows) == 2357
+    for customer_id, x, t_x, T, zbar in rows:
+        ex = expected[by_id[customer_id]]
+        # the published file is rounded to 2 decimals
+        assert x == ex[0] and (t_x, T, zbar) == pytest.approx(ex[1:], abs=0.0051), ex
+
+    model = api.get(f"/api/v1/analytics/clv/model?as_of={CDNOW_END}", role="analyst")
+    assert model.status_code == 200, model.json
+    assert rounded({k: model.json["bgnbd"][k] for k in PUBLISHED_BGNBD}, 3) == PUBLISHED_BGNBD
+    assert round(model.json["bgnbd"]["log_likelihood"], 1) == PUBLISHED_LL
+    assert rounded({k: model.json["gamma_gamma"][k] for k in PUBLISHED_GAMMA_GAMMA},
+                   2) == PUBLISHED_GAMMA_GAMMA
+
+    top = api.get(f"/api/v1/analytics/clv?method=bgnbd&as_of={CDNOW_END}&page_size=5"
+                  "&horizon_months=12&discount_rate=0.1").json
+    assert len(top) == 5 and [r["clv"] for r in top] == sorted((r["clv"] for r in top),
+                                                               reverse=True)
+    assert all(r["method"] == "bgnbd" and r["horizon_months"] == 12 for r in top)
+    # customer 1 (x=2, t_x=30.43, T=38.86): the published model's figures
+    one = api.get(f"/api/v1/analytics/customers/{ids[1]}?as_of={CDNOW_END}").json
+    assert one["bgnbd"]["expected_purchases"] == pytest.approx(
+        _published_expected_purchases(36 * 52.1775 / 12, 2, 30.43, 38.86), rel=2e-3)
+    assert 0 < one["bgnbd"]["p_alive"] < 1 and one["bgnbd"]["clv"] > 0
+
+    churn = api.get(f"/api/v1/analytics/churn?method=bgnbd&as_of={CDNOW_END}&page_size=3").json
+    probabilities = [r["churn_probability"] for r in churn]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert churn[0]["churn_risk"] == "high" and churn[0]["churn_horizon_weeks"] == 26
+
+    # held out: calibrate on the published 39 weeks, score who buys nothing in the next 39
+    valid = api.get("/api/v1/analytics/churn/validation?as_of=1998-06-30&holdout_weeks=39")
+    assert valid.status_code == 200, valid.json
+    assert valid.json["calibration_end"] == "1997-09-30"
+    assert valid.json["customers"] == 2357
+    # measured: 0.757 for P(no purchase), 0.32 for 1 - P(alive) alone (one-time buyers
+    # keep P(alive) = 1 but mostly never return), 71% churned, 74% predicted
+    report = valid.json
+    assert report["auc"]["bgnbd"] > 0.7 and report["auc"]["p_alive"] < 0.5
+    assert report["predicted_churn_rate"] == pytest.approx(report["churn_rate"], abs=0.05)
+
+
+def _published_expected_purchases(t, x, t_x, T):
+    from clientela.plugins.analytical import clv
+
+    fit = clv.BetaGeoFit(**PUBLISHED_BGNBD, log_likelihood=0.0, customers=0, converged=True)
+    return float(fit.expected_purchases(t, x, t_x, T))
+
+
+def test_bgnbd_needs_repeat_buyers_and_says_so(api, tmp_path):
+    api.customer(first_name="Lonely", external_id="L1")
+    import_lines(tmp_path, [("o1", dt.date(2026, 1, 2), "L1", "X", 10)])
+    response = api.get("/api/v1/analytics/clv?method=bgnbd")
+    assert response.status_code == 422
+    assert "repeat purchase" in response.json["message"]
+    assert api.get("/api/v1/analytics/clv?method=magic").status_code == 422
+    # the historical method still answers, and the profile has no BG/NBD figures
+    assert api.get("/api/v1/analytics/clv").status_code == 200
+    one = api.get("/api/v1/analytics/customers/"
+                  f"{api.get('/api/v1/analytics/profiles').json[0]['customer_id']}").json
+    assert one["bgnbd"] is None
+
+
+# --- Parquet export ----------------------------------------------------------------------------
+
+
+def test_parquet_export_is_partitioned_by_tenant_and_reads_back(app_ctx, make_tenant, tmp_path):
+    import pyarrow.dataset as ds
+
+    out = tmp_path / "export"
+    first, second = make_tenant("a"), make_tenant("b")
+    with tenancy.tenant_context(first.id):
+        (tmp_path / "a").mkdir()
+        ids = load_rfm_data(tmp_path / "a")
+        services.record_interaction(ids["A"], "phone",
+                                    occurred_at=dt.datetime(2026, 6, 1, tzinfo=UTC))
+        db.session.commit()
+        warehouse.refresh()
+        report = warehouse.export_parquet(str(out))
+        with warehouse.connect() as con:
+            original = con.execute("SELECT * FROM fact_transaction ORDER BY line_id").fetchall()
+    assert report["tables"]["fact_transaction"] == 36
+    assert report["tables"]["dim_customer"] == 10 and report["tables"]["fact_interaction"] == 1
+    with tenancy.tenant_context(second.id):
+        customer(external_id="Z")
+        db.session.commit()
+        (tmp_path / "b").mkdir()
+        import_lines(tmp_path / "b", [("z1", dt.date(2026, 3, 1), "Z", "P-Z", 5)])
+        warehouse.export_parquet(str(out))
+        # exporting again replaces the tenant's partition: nothing doubles
+        warehouse.export_parquet(str(out))
+
+    assert sorted(os.listdir(out / "fact_transaction")) == sorted(
+        [f"tenant_id={first.id}", f"tenant_id={second.id}"])
+    con = duckdb.connect()
+    pattern = str(out / "fact_transaction" / "*" / "*.parquet")
+    counts = dict(con.execute("SELECT tenant_id, count(*) FROM read_parquet(?, "
+                              "hive_partitioning = true) GROUP BY 1", [pattern]).fetchall())
+    assert counts == {str(first.id): 36, str(second.id): 1}
+    back = con.execute("SELECT * EXCLUDE (tenant_id) FROM read_parquet(?, hive_partitioning = "
+                       "true) WHERE tenant_id = ? ORDER BY line_id",
+                       [pattern, str(first.id)]).fetchall()
+    assert back == original
+    # pyarrow reads the same data set, the tenant as its partition key
+    dataset = ds.dataset(str(out / "dim_customer"), format="parquet", partitioning="hive")
+    table = dataset.to_table(filter=ds.field("tenant_id") == str(second.id))
+    assert table.num_rows == 1 and table.column("external_id").to_pylist() == ["Z"]
+    assert dataset.count_rows() == 11
+
+
+# --- the import API ---------------------------------------------------------------------------
+
+
+def upload(api, kind, content: bytes, filename, role="admin", **form):
+    import io
+
+    data = {"kind": kind, "file": (io.BytesIO(content), filename), **form}
+    return api.post("/api/v1/analytics/imports", role=role, data=data,
+                    content_type="multipart/form-data")
+
+
+def csv_bytes(header, rows) -> bytes:
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+def test_imports_through_the_api_with_a_saved_mapping_and_the_row_report(api, usd_rate):
+    import io
+    import json
+
+    ann = api.customer(external_id="C-1", first_name="Ann")
+    api.customer(first_name="Bob", email="bob@example.com")
+    saved = api.client.put("/api/v1/analytics/imports/mappings", headers=api.headers("analyst"),
+                           json={"name": "shop", "kind": "transactions",
+                                 "columns": IMPORT_MAPPING})
+    assert saved.status_code == 200, saved.json
+    assert [m["name"] for m in api.get("/api/v1/analytics/imports/mappings").json] == ["shop"]
+
+    response = upload(api, "transactions", csv_bytes(IMPORT_HEADER, IMPORT_ROWS), "shop.csv",
+                      role="analyst", mapping="shop")
+    assert response.status_code == 201, response.json
+    report = response.json
+    assert (report["rows_read"], report["matched"], report["rejected"]) == (8, 3, 5)
+    assert report["rejections"] == EXPECTED_REJECTIONS
+    assert report["filename"] == "shop.csv"
+
+    # Parquet, with the mapping given inline
+    table = pa.table({h: [r[i] for r in IMPORT_ROWS] for i, h in enumerate(IMPORT_HEADER)})
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    inline = upload(api, "transactions", sink.getvalue(), "shop.parquet",
+                    columns=json.dumps(IMPORT_MAPPING))
+    assert inline.status_code == 201, inline.json
+    assert inline.json["matched"] == 3  # the same lines again: replaced, not doubled
+    profile = api.get(f"/api/v1/analytics/customers/{ann['id']}?as_of=2026-12-31").json
+    assert profile["orders"] == 2
+
+    attributes = upload(api, "attributes", csv_bytes(["Id", "Region"], [["C-1", "North"],
+                                                                        ["C-9", "South"]]),
+                        "demo.csv", columns=json.dumps({"Id": "customer_external_id"}))
+    assert attributes.status_code == 201
+    assert attributes.json["rejections"] == [
+        {"row": 2, "reason": "no customer with this external id or e-mail"}]
+
+    runs = api.get("/api/v1/analytics/imports", role="marketing").json
+    assert [r["rows_read"] for r in runs][:3] == [2, 8, 8]
+    one = api.get(f"/api/v1/analytics/imports/{report['import_id']}").json
+    assert one["rejections"] == EXPECTED_REJECTIONS and one["mapping"] == "shop"
+    assert api.get(f"/api/v1/analytics/imports/{uuid.uuid4()}").status_code == 404
+
+    # what is refused, and how
+    assert upload(api, "transactions", b"x", "shop.xlsx", mapping="shop").status_code == 422
+    assert upload(api, "transactions", b"a,b\n1,2\n", "x.csv",
+                  mapping="nope").status_code == 404
+    bad_json = upload(api, "transactions", b"a\n1\n", "x.csv", columns="[1, 2]")
+    assert bad_json.status_code == 422
+    assert bad_json.json["errors"]["json"] == {"columns": ["give a JSON object"]}
+    assert upload(api, "everything", b"a\n1\n", "x.csv").status_code == 422
+    broken = upload(api, "transactions", b"PAR1 not really", "x.parquet", mapping="shop")
+    assert broken.status_code == 422 and "uploads" not in json.dumps(broken.json)
+    assert upload(api, "transactions", b"a\n1\n", "x.csv", role="marketing",
+                  mapping="shop").status_code == 403
+    assert api.client.put("/api/v1/analytics/imports/mappings", headers=api.headers("sales"),
+                          json={"name": "x", "kind": "transactions",
+                                "columns": {"A": "order_id"}}).status_code == 403
+    # nothing is left behind in the tenant's folder
+    folder = os.path.join(warehouse.warehouse_dir(api.tenant.id), "uploads")
+    assert os.listdir(folder) == []
+
+
+# --- the segment hooks (campaigns) ----------------------------------------------------------
+
+
+def test_saved_segments_are_offered_to_campaigns_through_the_hooks(app, api, other_api,
+                                                                   tmp_path):
+    from clientela.core.errors import NotFound
+
+    hook = app.extensions["clientela"].hook
+    with tenancy.tenant_context(api.tenant.id):
+        ids = load_rfm_data(tmp_path)
+    lapsed = api.post("/api/v1/segments", json={"name": "Lapsed", "rules": [
+        {"field": "recency_days", "op": "gte", "value": 100}]}).json
+    api.post("/api/v1/segments", json={"name": "Buyers", "rules": [
+        {"field": "orders", "op": "gte", "value": 1}]})
+    with tenancy.tenant_context(api.tenant.id):
+        offered = [s for answer in hook.clientela_segments() if answer for s in answer]
+        ours = [s for s in offered if s["source"] == "analytical"]
+        assert [(s["id"], s["name"]) for s in ours] == [
+            (next(s["id"] for s in ours if s["name"] == "Buyers"), "Buyers"),
+            (f"analytical:{lapsed['id']}", "Lapsed")]
+        assert all(s["id"].startswith("analytical:") for s in ours)
+        members = hook.clientela_segment_members(segment_id=f"analytical:{lapsed['id']}")
+        # as of today: every customer's last purchase (<= AS_OF + 3 days) ages alike, so the
+        # members are those with recency >= 100 days today
+        expected = segments.evaluate([{"field": "recency_days", "op": "gte", "value": 100}])
+        assert members == expected and ids["J"] in members
+        assert hook.clientela_segment_members(segment_id="operational:list:1") is None
+        with pytest.raises(NotFound):
+            hook.clientela_segment_members(segment_id="analytical:not-a-uuid")
+    # another tenant neither lists nor reaches the segment
+    with tenancy.tenant_context(other_api.tenant.id):
+        offered = [s for answer in hook.clientela_segments() if answer for s in answer]
+        assert [s for s in offered if s["source"] == "analytical"] == []
+        with pytest.raises(NotFound):
+            hook.clientela_segment_members(segment_id=f"analytical:{lapsed['id']}")
+
+
+# --- startup ----------------------------------------------------------------------------------
+
+
+def test_creating_the_app_does_not_import_duckdb_pyarrow_or_scipy(tmp_path):
+    """The warehouse's libraries load when a warehouse is first used, not at startup."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from clientela.core.app import create_app\n"
+        f"app = create_app('onprem', DATABASE_URL='sqlite:///{tmp_path}/x.db', "
+        f"HOME='{tmp_path}')\n"
+        "assert 'clientela.plugins.analytical.api' in sys.modules\n"
+        "print(sorted(m for m in ('duckdb', 'pyarrow', 'numpy', 'scipy', 'pandas') "
+        "if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_segment_exports_its_members_as_csv(api, tmp_path):
+    import io
+
+    ids = load_rfm_data(tmp_path)
+    created = api.post("/api/v1/segments", json={"name": "Top / VIP", "rules": [
+        {"field": "rfm_segment", "op": "eq", "value": "Champions"}]}).json
+    response = api.get(f"/api/v1/segments/{created['id']}/members.csv?as_of={AS_OF}",
+                       role="marketing")
+    assert response.status_code == 200, response.data
+    assert response.mimetype == "text/csv"
+    assert 'filename="segment-Top---VIP.csv"' in response.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert [(r["customer_id"], r["external_id"], r["rfm_segment"], r["orders"])
+            for r in rows] == sorted([(str(ids["A"]), "A", "Champions", "8"),
+                                      (str(ids["B"]), "B", "Champions", "6")])
+    # a role without analytics:read may not export
+    assert api.get(f"/api/v1/segments/{created['id']}/members.csv",
+                   role="sales").status_code == 403
+
+
+def test_segment_rules_can_use_the_bgnbd_scores(api, tmp_path):
+    ids = load_cdnow(tmp_path)
+    with warehouse.connect() as con:
+        rows, _ = metrics.probabilistic_table(con, CDNOW_END)
+    # the SQL closed forms agree with numpy
+    expected_alive = sorted(r["customer_id"] for r in rows if r["p_alive"] < 0.3)
+    with warehouse.connect() as con:
+        revenue = {r["customer_id"]: r["revenue"]
+                   for r in metrics.customer_table(con, "profiles", as_of=CDNOW_END)[0]}
+    expected_loyal = sorted(r["customer_id"] for r in rows
+                            if r["churn_probability"] <= 0.2 and revenue[r["customer_id"]] >= 100)
+    assert expected_alive and expected_loyal
+    assert segments.evaluate([{"field": "p_alive", "op": "lt", "value": 0.3}],
+                             CDNOW_END) == expected_alive
+    created = api.post("/api/v1/segments", json={"name": "Likely to stay", "rules": [
+        {"field": "churn_probability", "op": "lte", "value": 0.2},
+        {"field": "revenue", "op": "gte", "value": 100}]})
+    assert created.status_code == 201, created.json
+    members = api.get(f"/api/v1/segments/{created.json['id']}/members?as_of={CDNOW_END}").json
+    assert members["customer_ids"] == [str(i) for i in expected_loyal]
+    assert ids[1] not in expected_alive

@@ -10,6 +10,8 @@ PERMISSIONS = {
     "analytics:read": "see customer analytics (profiles, RFM, CLV, churn, cohorts, "
                       "associations) and segments",
     "analytics:refresh": "refresh the tenant's data warehouse",
+    "analytics:import": "import transactions and customer attributes into the warehouse, "
+                        "save import mappings",
     "segments:write": "create, change and delete saved segments",
 }
 
@@ -23,6 +25,12 @@ DEFAULTS = {
                                    "(1 = revenue)"),
     "ANALYTICAL_CLV_MIN_YEARS": (1.0, "shortest observation period (years) used to annualise "
                                       "a customer's purchases"),
+    "ANALYTICAL_CLV_DISCOUNT_RATE": (0.10, "annual discount rate of the probabilistic "
+                                           "(BG/NBD + Gamma-Gamma) lifetime value"),
+    "ANALYTICAL_CHURN_HORIZON_WEEKS": (26, "BG/NBD churn: the probability of no purchase "
+                                           "in this many weeks"),
+    "ANALYTICAL_CHURN_PROBABILITY_LEVELS": ([0.5, 0.8], "BG/NBD churn risk: low below the "
+                                                        "first, high from the second"),
     "ANALYTICAL_CHURN_FACTOR": (2.0, "a customer is churned after this many usual "
                                      "inter-purchase intervals without a purchase"),
     "ANALYTICAL_CHURN_DEFAULT_INTERVAL_DAYS": (90.0, "the usual interval assumed for a "
@@ -64,6 +72,7 @@ def clientela_roles(register):
     register("manager", list(PERMISSIONS))
     register("analyst", list(PERMISSIONS))
     register("marketing", ["analytics:read", "segments:write"])
+    # analyst, manager and admin get analytics:import with the rest (list(PERMISSIONS))
 
 
 @hookimpl
@@ -118,7 +127,7 @@ def clientela_customer_profile(customer):
         return {"key": "analytics", "title": "Analytics",
                 "data": {"unavailable": "the warehouse is being refreshed; try again shortly"}}
     keys = ("in_warehouse", "as_of", "rfm_segment", "rfm_score", "clv", "churn_risk",
-            "orders", "revenue", "first_purchase", "last_purchase", "channels")
+            "orders", "revenue", "first_purchase", "last_purchase", "channels", "bgnbd")
     return {"key": "analytics", "title": "Analytics",
             "data": {k: data.get(k) for k in keys}}
 
@@ -136,3 +145,39 @@ def clientela_customer_erase(customer):
     from clientela.plugins.analytical import warehouse
 
     return warehouse.erase_customer(customer.id)
+
+
+SEGMENT_PREFIX = "analytical:"
+
+
+@hookimpl
+def clientela_segments():
+    """The tenant's saved segments, for campaigns (ids ``analytical:<uuid>``; no size: it
+    is known only by evaluating the rules, which ``clientela_segment_members`` does)."""
+    from clientela.core.db import db
+    from clientela.plugins.analytical.models import AnalyticalSegment
+
+    saved = db.session.execute(db.select(AnalyticalSegment).order_by(AnalyticalSegment.name))
+    return [{"id": f"{SEGMENT_PREFIX}{segment.id}", "name": segment.name, "size": None,
+             "source": name}
+            for segment in saved.scalars()]
+
+
+@hookimpl
+def clientela_segment_members(segment_id):
+    """The customer ids of one of our segments now; ``None`` for another plugin's id.
+
+    An ``analytical:`` id that is not a segment of the current tenant raises ``NotFound``.
+    """
+    import uuid
+
+    from clientela.core.errors import NotFound
+    from clientela.plugins.analytical import segments
+
+    if not isinstance(segment_id, str) or not segment_id.startswith(SEGMENT_PREFIX):
+        return None
+    try:
+        key = uuid.UUID(segment_id[len(SEGMENT_PREFIX):])
+    except ValueError:
+        raise NotFound("segment not found") from None
+    return segments.member_ids(key)

@@ -12,7 +12,8 @@ from marshmallow import Schema, fields, validate
 from clientela.core import access
 from clientela.core.api.auth import current_principal
 from clientela.core.db import db
-from clientela.plugins.analytical import metrics, segments, services, warehouse
+from clientela.core.errors import ValidationError
+from clientela.plugins.analytical import imports, metrics, segments, services, warehouse
 
 analytics = Blueprint("analytics", __name__, url_prefix="/analytics",
                       description="Customer analytics from the tenant's data warehouse")
@@ -30,6 +31,25 @@ class AsOfQuery(Schema):
 class CustomerTableQuery(AsOfQuery):
     factor = fields.Float(validate=validate.Range(min=1),
                           metadata={"description": "churn: N x the usual interval"})
+    method = fields.String(load_default="rule", validate=validate.OneOf(metrics.CHURN_METHODS),
+                           metadata={"description": "rule (recency / usual interval) or "
+                                                    "bgnbd (1 - P(alive))"})
+
+
+class ClvQuery(AsOfQuery):
+    method = fields.String(load_default="historical",
+                           validate=validate.OneOf(metrics.CLV_METHODS),
+                           metadata={"description": "historical (AOV x frequency x lifespan) "
+                                                    "or bgnbd (BG/NBD + Gamma-Gamma)"})
+    horizon_months = fields.Integer(validate=validate.Range(min=1, max=240),
+                                    metadata={"description": "bgnbd: months ahead (default "
+                                                             "the lifespan setting)"})
+    discount_rate = fields.Float(validate=validate.Range(min=0, max=1),
+                                 metadata={"description": "bgnbd: annual discount rate"})
+
+
+class ChurnValidationQuery(AsOfQuery):
+    holdout_weeks = fields.Integer(load_default=26, validate=validate.Range(min=1, max=260))
 
 
 class RfmQuery(AsOfQuery):
@@ -83,17 +103,35 @@ class RfmSummary(Schema):
     segments = fields.List(fields.Nested(RfmSegment))
 
 
-class LifetimeValue(Schema):
+class Probabilistic(Schema):
+    """The fields of ``method=bgnbd`` (absent from the historical and rule methods)."""
+
+    method = fields.String()
+    repeat_purchases = fields.Integer(metadata={"description": "x: purchase days after the "
+                                                               "first"})
+    recency_weeks = fields.Float(metadata={"description": "t_x: first to last purchase day"})
+    age_weeks = fields.Float(metadata={"description": "T: first purchase day to as_of"})
+    average_repeat_value = fields.Float()
+    p_alive = fields.Float()
+    expected_purchases = fields.Float(metadata={"description": "over the horizon"})
+    expected_spend = fields.Float(allow_none=True, metadata={"description": "per purchase"})
+    horizon_months = fields.Integer()
+    churn_probability = fields.Float(metadata={"description": "P(no purchase in the next "
+                                                              "churn_horizon_weeks)"})
+    churn_horizon_weeks = fields.Float()
+
+
+class LifetimeValue(Probabilistic):
     customer_id = fields.UUID()
     orders = fields.Integer()
     revenue = fields.Float()
     average_order_value = fields.Float()
     observed_years = fields.Float()
     orders_per_year = fields.Float()
-    clv = fields.Float()
+    clv = fields.Float(allow_none=True)
 
 
-class ChurnRisk(Schema):
+class ChurnRisk(Probabilistic):
     customer_id = fields.UUID()
     last_purchase = fields.Date()
     orders = fields.Integer()
@@ -102,6 +140,52 @@ class ChurnRisk(Schema):
     churn_ratio = fields.Float()
     churn_risk = fields.String()
     churned = fields.Boolean()
+
+
+class BgnbdParameters(Schema):
+    r = fields.Float()
+    alpha = fields.Float()
+    a = fields.Float()
+    b = fields.Float()
+    log_likelihood = fields.Float()
+    customers = fields.Integer()
+    converged = fields.Boolean()
+
+
+class GammaGammaParameters(Schema):
+    p = fields.Float()
+    q = fields.Float()
+    gamma = fields.Float()
+    log_likelihood = fields.Float()
+    customers = fields.Integer()
+    converged = fields.Boolean()
+
+
+class ClvModel(Schema):
+    as_of = fields.Date()
+    bgnbd = fields.Nested(BgnbdParameters)
+    gamma_gamma = fields.Nested(GammaGammaParameters, allow_none=True)
+    horizon_months = fields.Integer()
+    annual_discount_rate = fields.Float()
+    margin = fields.Float()
+
+
+class ChurnAuc(Schema):
+    bgnbd = fields.Float(allow_none=True,
+                         metadata={"description": "P(no purchase in the holdout)"})
+    p_alive = fields.Float(allow_none=True, metadata={"description": "1 - P(alive)"})
+    rule = fields.Float(allow_none=True, metadata={"description": "recency / usual interval"})
+
+
+class ChurnValidation(Schema):
+    as_of = fields.Date()
+    calibration_end = fields.Date()
+    holdout_weeks = fields.Integer()
+    customers = fields.Integer()
+    churned = fields.Integer()
+    churn_rate = fields.Float(allow_none=True)
+    predicted_churn_rate = fields.Float(allow_none=True)
+    auc = fields.Nested(ChurnAuc)
 
 
 class RetentionCohort(Schema):
@@ -156,8 +240,21 @@ class NextBestOffer(Schema):
     confidence = fields.Float()
 
 
+class CustomerBgnbd(Schema):
+    p_alive = fields.Float()
+    expected_purchases = fields.Float()
+    expected_spend = fields.Float(allow_none=True)
+    clv = fields.Float(allow_none=True)
+    horizon_months = fields.Integer()
+    churn_probability = fields.Float()
+    churn_horizon_weeks = fields.Float()
+    churn_risk = fields.String()
+
+
 class CustomerAnalytics(PurchaseProfile, RfmScore, LifetimeValue, ChurnRisk):
     as_of = fields.Date()
+    bgnbd = fields.Nested(CustomerBgnbd, allow_none=True,
+                          metadata={"description": "the probabilistic model's figures"})
     in_warehouse = fields.Boolean()
     channels = fields.Dict(keys=fields.String(), values=fields.Integer())
     attributes = fields.Dict(keys=fields.String(), values=fields.String())
@@ -218,6 +315,57 @@ class SegmentMembership(Schema):
     customer_ids = fields.List(fields.UUID())
 
 
+class ImportForm(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(("transactions", "attributes")))
+    mapping = fields.String(validate=validate.Length(min=1, max=100),
+                            metadata={"description": "a saved mapping's name"})
+    columns = fields.String(metadata={"description": 'JSON object HEADER -> field, e.g. '
+                                                     '{"Order no": "order_id"}'})
+    options = fields.String(metadata={"description": "JSON object: date_format, "
+                                                     "decimal_separator, currency, source, "
+                                                     "delimiter"})
+
+
+class ImportFile(Schema):
+    file = fields.Raw(required=True, metadata={"type": "string", "format": "binary",
+                                               "description": "a .csv or .parquet file"})
+
+
+class ImportRejection(Schema):
+    row = fields.Integer(metadata={"description": "1-based data row (header not counted)"})
+    reason = fields.String()
+
+
+class ImportReportSchema(Schema):
+    import_id = fields.UUID()
+    kind = fields.String()
+    filename = fields.String()
+    rows_read = fields.Integer()
+    matched = fields.Integer()
+    rejected = fields.Integer()
+    rejections = fields.List(fields.Nested(ImportRejection),
+                             metadata={"description": "the first 1,000 rejected rows"})
+
+
+class ImportRun(ImportReportSchema):
+    mapping = fields.String(allow_none=True)
+    started_at = fields.DateTime()
+
+
+class ImportMappingInput(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    kind = fields.String(required=True, validate=validate.OneOf(("transactions", "attributes")))
+    columns = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True),
+                          required=True)
+    options = fields.Dict(keys=fields.String(), load_default=dict)
+
+
+class ImportMappingSchema(ImportMappingInput):
+    id = fields.UUID()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
 # --- analytics -------------------------------------------------------------------------
 
 
@@ -249,7 +397,9 @@ def _table_view(kind: str, schema: type[Schema], query: type[Schema], doc: str):
             rows, total = services.customer_table(
                 current_principal(), kind, as_of=args.get("as_of"), factor=args.get("factor"),
                 segment=args.get("segment"), page=pagination_parameters.page,
-                page_size=pagination_parameters.page_size)
+                page_size=pagination_parameters.page_size, method=args.get("method"),
+                horizon_months=args.get("horizon_months"),
+                discount_rate=args.get("discount_rate"))
             pagination_parameters.item_count = total
             return rows
 
@@ -264,11 +414,32 @@ analytics.route("/profiles")(_table_view(
 analytics.route("/rfm")(_table_view(
     "rfm", RfmScore, RfmQuery, "RFM quintile scores (1-5) and segment of every buying customer."))
 analytics.route("/clv")(_table_view(
-    "clv", LifetimeValue, AsOfQuery,
-    "Historical lifetime value: AOV x orders per year x lifespan x margin."))
+    "clv", LifetimeValue, ClvQuery,
+    "Lifetime value: historical (AOV x orders per year x lifespan x margin) or, with "
+    "method=bgnbd, BG/NBD + Gamma-Gamma (discounted expected spend over the horizon)."))
 analytics.route("/churn")(_table_view(
     "churn", ChurnRisk, CustomerTableQuery,
-    "Churn risk: days since the last purchase against N x the usual interval."))
+    "Churn risk: days since the last purchase against N x the usual interval, or, with "
+    "method=bgnbd, P(no purchase in the next ANALYTICAL_CHURN_HORIZON_WEEKS) and P(alive)."))
+
+
+@analytics.route("/clv/model")
+class ClvModelView(MethodView):
+    @analytics.arguments(AsOfQuery, location="query")
+    @analytics.response(200, ClvModel)
+    def get(self, args):
+        """The BG/NBD and Gamma-Gamma parameters fitted by maximum likelihood as of a day."""
+        return services.clv_model(current_principal(), args.get("as_of"))
+
+
+@analytics.route("/churn/validation")
+class ChurnValidationView(MethodView):
+    @analytics.arguments(ChurnValidationQuery, location="query")
+    @analytics.response(200, ChurnValidation)
+    def get(self, args):
+        """AUC of the churn scores on a held-out period (who bought nothing in it)."""
+        return services.churn_validation(current_principal(), args.get("as_of"),
+                                         args["holdout_weeks"])
 
 
 @analytics.route("/rfm/segments")
@@ -305,6 +476,74 @@ class ProductAssociations(MethodView):
     def get(self, args):
         """Cross-sell rules X -> Y with support, confidence and lift."""
         return services.associations(current_principal(), **args)
+
+
+def _json_object(value: str | None, field: str) -> dict | None:
+    import json
+
+    if value is None or value == "":
+        return None
+    try:
+        loaded = json.loads(value)
+    except ValueError:
+        loaded = None
+    if not isinstance(loaded, dict):
+        raise ValidationError({field: ["give a JSON object"]})
+    return loaded
+
+
+@analytics.route("/imports")
+class Imports(MethodView):
+    @analytics.response(200, ImportRun(many=True))
+    def get(self):
+        """The tenant's last 50 imports, newest first."""
+        access.require(current_principal(), "analytics:read")
+        return imports.import_runs(50)
+
+    @analytics.arguments(ImportForm, location="form")
+    @analytics.arguments(ImportFile, location="files")
+    @analytics.response(201, ImportReportSchema)
+    def post(self, form, files):
+        """Import order lines or customer attributes from an uploaded CSV or Parquet file
+        (multipart/form-data), with a saved mapping or ``columns``; answers with the report:
+        rows read, matched, rejected, and the reason for each rejected row."""
+        access.require(current_principal(), "analytics:import")
+        upload = files["file"]
+        report = imports.import_upload(
+            form["kind"], upload.stream, upload.filename or "", mapping=form.get("mapping"),
+            columns=_json_object(form.get("columns"), "columns"),
+            options=_json_object(form.get("options"), "options"))
+        result = report.as_dict()
+        result["rejections"] = result["rejections"][:imports.REJECTIONS_SHOWN]
+        return result
+
+
+@analytics.route("/imports/<uuid:import_id>")
+class ImportById(MethodView):
+    @analytics.response(200, ImportRun)
+    def get(self, import_id: uuid.UUID):
+        """One import: its counts and its first 1,000 rejected rows with their reasons."""
+        access.require(current_principal(), "analytics:read")
+        return imports.get_run(str(import_id))
+
+
+@analytics.route("/imports/mappings")
+class ImportMappings(MethodView):
+    @analytics.response(200, ImportMappingSchema(many=True))
+    def get(self):
+        """The saved column mappings."""
+        access.require(current_principal(), "analytics:read")
+        return imports.list_mappings()
+
+    @analytics.arguments(ImportMappingInput)
+    @analytics.response(200, ImportMappingSchema)
+    def put(self, data):
+        """Save a mapping under its kind and name (replacing one of the same name)."""
+        access.require(current_principal(), "analytics:import")
+        mapping = imports.save_mapping(data["name"], data["kind"], data["columns"],
+                                       data["options"])
+        db.session.commit()
+        return mapping
 
 
 @analytics.route("/customers/<uuid:customer_id>")
@@ -364,6 +603,25 @@ class SegmentMembers(MethodView):
     def get(self, args, segment_id: uuid.UUID):
         """The ids of the customers in the segment now (or as of a day)."""
         return segments.members(segment_id, current_principal(), args.get("as_of"))
+
+
+@segments_blp.route("/<uuid:segment_id>/members.csv")
+class SegmentMembersCsv(MethodView):
+    @segments_blp.arguments(AsOfQuery, location="query")
+    @segments_blp.doc(responses={"200": {
+        "description": "The members with name, e-mail, external id, stage, orders, revenue, "
+                       "RFM segment, CLV and churn risk, as CSV.",
+        "content": {"text/csv": {"schema": {"type": "string"}}}}})
+    def get(self, args, segment_id: uuid.UUID):
+        """Export a segment's members as CSV (needs customers:read on all records too)."""
+        from flask import Response, stream_with_context
+
+        segment, chunks = segments.iter_members_csv(segment_id, current_principal(),
+                                                    args.get("as_of"))
+        name = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in segment.name)
+        return Response(stream_with_context(chunks), mimetype="text/csv",
+                        headers={"Content-Disposition":
+                                 f'attachment; filename="segment-{name}.csv"'})
 
 
 BLUEPRINTS = (analytics, segments_blp)

@@ -53,6 +53,22 @@ def status_command(tenant):
     click.echo(json.dumps(warehouse.status(), indent=2))
 
 
+@warehouse_group.command("export")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+@tenant_command
+def export_command(tenant, directory: str, as_json: bool):
+    """Export the star schema as Parquet partitioned by tenant (DIR/<table>/tenant_id=<id>/)."""
+    from clientela.plugins.analytical import warehouse
+
+    report = warehouse.export_parquet(directory)
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    tables = ", ".join(f"{table} {rows}" for table, rows in report["tables"].items())
+    click.echo(f"exported to {report['directory']} (tenant {report['tenant_id']}): {tables}")
+
+
 def _import(kind: str, path: str, mapping, columns, options, save_as, as_json: bool):
     from clientela.plugins.analytical import imports
 

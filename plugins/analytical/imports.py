@@ -13,8 +13,6 @@ import dataclasses
 import os
 from typing import Any
 
-import pyarrow as pa
-
 from clientela.core.db import db, new_id, utcnow
 from clientela.core.errors import NotFound, ValidationError
 from clientela.plugins.analytical import metrics, warehouse
@@ -264,6 +262,8 @@ def import_transactions(path: str, *, mapping: str | None = None,
     default_currency = str(options.get("currency") or base_currency).upper()
     with warehouse.connect(write=True) as con:
         found = _columns_for(_read_raw(con, path, options), columns)
+        import pyarrow as pa
+
         con.register("rates_given", pa.table({"currency": list(rates),
                                                "rate": list(rates.values())}))
         con.execute("CREATE OR REPLACE TEMP TABLE rates AS SELECT * FROM rates_given")
@@ -441,3 +441,65 @@ def import_runs(limit: int = 50) -> list[dict[str, Any]]:
         return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
+
+
+#: rejections listed in an API answer (all are kept in ``import_rejections``)
+REJECTIONS_SHOWN = 1000
+UPLOAD_SUFFIXES = (".csv", ".txt", ".tsv", ".parquet", ".pq")
+
+
+def import_file(kind: str, path: str, **kwargs: Any) -> ImportReport:
+    """``import_transactions`` or ``import_attributes``, by ``kind``."""
+    if kind == "transactions":
+        return import_transactions(path, **kwargs)
+    if kind == "attributes":
+        return import_attributes(path, **kwargs)
+    raise ValidationError({"kind": ["use 'transactions' or 'attributes'"]})
+
+
+def import_upload(kind: str, stream, filename: str, **kwargs: Any) -> ImportReport:
+    """Import an uploaded file: written to the tenant's folder first (DuckDB reads files),
+    then removed. ``filename`` only tells CSV from Parquet and names the run."""
+    import shutil
+    import tempfile
+
+    from clientela.core import tenancy
+
+    name = os.path.basename(filename or "")
+    suffix = os.path.splitext(name)[1].lower()
+    if suffix not in UPLOAD_SUFFIXES:
+        raise ValidationError({"file": [f"use a file named *.csv or *.parquet, not {name!r}"]})
+    folder = os.path.join(warehouse.warehouse_dir(tenancy.current_tenant_id()), "uploads")
+    os.makedirs(folder, exist_ok=True)
+    handle, path = tempfile.mkstemp(suffix=suffix, dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            shutil.copyfileobj(stream, out, 1 << 20)
+        try:
+            report = import_file(kind, path, **kwargs)
+        except ValidationError as exc:  # name the upload, never the server's path
+            exc.errors = {k: [m.replace(path, name) if isinstance(m, str) else m for m in v]
+                          if isinstance(v, list) else v for k, v in exc.errors.items()}
+            raise
+    finally:
+        os.unlink(path)
+    report.filename = name
+    with warehouse.connect(write=True) as con:
+        con.execute("UPDATE import_runs SET filename = ? WHERE import_id = ?",
+                    [name, report.import_id])
+    return report
+
+
+def get_run(import_id: str) -> dict[str, Any]:
+    """One import of the current tenant, with its first rejections."""
+    with warehouse.connect() as con:
+        cursor = con.execute("SELECT * FROM import_runs WHERE import_id = ?", [str(import_id)])
+        names = [d[0] for d in cursor.description]
+        rows = cursor.fetchall()
+        if not rows:
+            raise NotFound("import not found")
+        run = dict(zip(names, rows[0]))
+        run["rejections"] = [{"row": r, "reason": reason} for r, reason in con.execute(
+            "SELECT row_number, reason FROM import_rejections WHERE import_id = ? "
+            "ORDER BY row_number LIMIT ?", [str(import_id), REJECTIONS_SHOWN]).fetchall()]
+    return run

@@ -323,3 +323,252 @@ def trends(con, as_of: dt.date | None = None, months: int = 12) -> list[dict[str
                        "revenue": round(revenue, 2), "customers": buyers,
                        "interactions": touches.get(month, {})})
     return result
+
+
+# --- probabilistic models: BG/NBD + Gamma-Gamma lifetime value, P(alive) churn ------------
+
+CLV_METHODS = ("historical", "bgnbd")
+CHURN_METHODS = ("rule", "bgnbd")
+
+
+def bgnbd_inputs_sql(customer_filter: str = "") -> str:
+    """Per buying customer, as of ``$as_of``: the BG/NBD and Gamma-Gamma inputs.
+
+    A purchase occasion is a day with at least one order line (several orders on one day
+    count once, as in the CDNOW data of Fader, Hardie & Lee); ``x`` = occasions - 1 (repeat
+    purchases), ``t_x`` = weeks from the first to the last occasion, ``T`` = weeks from the
+    first occasion to ``$as_of``, ``zbar`` = the mean value of the repeat occasions (0
+    without one).
+    """
+    return f"""
+    WITH days AS (
+        SELECT customer_id, date_key, CAST(sum(amount) AS DOUBLE) AS value
+        FROM fact_transaction
+        WHERE date_key <= $as_of AND customer_id IN (SELECT customer_id FROM dim_customer)
+              {customer_filter}
+        GROUP BY customer_id, date_key),
+    firsts AS (SELECT customer_id, min(date_key) AS first_day FROM days GROUP BY 1)
+    SELECT d.customer_id, CAST(count(*) - 1 AS DOUBLE) AS x,
+           date_diff('day', f.first_day, max(d.date_key)) / 7.0 AS t_x,
+           date_diff('day', f.first_day, $as_of) / 7.0 AS "T",
+           coalesce(avg(d.value) FILTER (WHERE d.date_key > f.first_day), 0.0) AS zbar
+    FROM days d JOIN firsts f USING (customer_id)
+    GROUP BY d.customer_id, f.first_day
+    ORDER BY d.customer_id"""
+
+
+def _data_version(con) -> tuple:
+    """Changes whenever the warehouse's facts may have: the last refresh and import."""
+    refreshed = con.execute("SELECT value FROM warehouse_meta WHERE key = 'refreshed_at'"
+                            ).fetchall()
+    imported = con.execute("SELECT max(started_at), count(*) FROM import_runs").fetchall()[0]
+    return (refreshed[0][0] if refreshed else None, *imported)
+
+
+#: (warehouse file, as_of, data version) -> (BetaGeoFit, GammaGammaFit | None); a few only
+_fits: dict[tuple, tuple] = {}
+_FITS_KEPT = 16
+
+
+def _inputs(con, as_of: dt.date, customer_id: str | None = None) -> dict[str, Any]:
+    """The BG/NBD inputs as numpy arrays (``customer_id`` an array of UUIDs)."""
+    params: dict[str, Any] = {"as_of": as_of}
+    only = ""
+    if customer_id:
+        only = "AND customer_id = CAST($customer_id AS UUID)"
+        params["customer_id"] = str(customer_id)
+    return con.execute(bgnbd_inputs_sql(only), params).fetchnumpy()
+
+
+def fit_models(con, as_of: dt.date | None = None, data: dict[str, Any] | None = None):
+    """The BG/NBD and Gamma-Gamma fits on every buying customer as of ``as_of``.
+
+    Fitted once per warehouse state and day in this process (a fit on 1,000,000 customers
+    takes seconds). Gamma-Gamma is ``None`` when too few customers bought twice with a
+    positive value; BG/NBD raises ``clv.NotEnoughData`` then. ``data``: the inputs of every
+    customer, when the caller has them already.
+    """
+    from clientela.plugins.analytical import clv
+
+    as_of = as_of or today()
+    path = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = "
+                       "current_database()").fetchall()[0][0]
+    key = (path, as_of, _data_version(con))
+    if key in _fits:
+        return _fits[key]
+    if data is None:
+        data = con.execute(f"SELECT x, t_x, \"T\", zbar FROM ({bgnbd_inputs_sql()})",
+                           {"as_of": as_of}).fetchnumpy()
+    bg = clv.fit_bgnbd(data["x"], data["t_x"], data["T"])
+    try:
+        gg = clv.fit_gamma_gamma(data["x"], data["zbar"])
+    except clv.NotEnoughData:
+        gg = None
+    if len(_fits) >= _FITS_KEPT:
+        _fits.pop(next(iter(_fits)))
+    _fits[key] = (bg, gg)
+    return bg, gg
+
+
+def model_summary(con, as_of: dt.date | None = None) -> dict[str, Any]:
+    """The fitted parameters (and log-likelihoods) behind ``method=bgnbd``."""
+    from clientela.plugins.analytical import clv
+
+    bg, gg = fit_models(con, as_of)
+    return {"as_of": as_of or today(), **clv.summary(bg, gg),
+            "horizon_months": _horizon_months(),
+            "annual_discount_rate": float(setting("ANALYTICAL_CLV_DISCOUNT_RATE")),
+            "margin": float(setting("ANALYTICAL_CLV_MARGIN"))}
+
+
+def _horizon_months() -> int:
+    return max(1, round(float(setting("ANALYTICAL_CLV_LIFESPAN_YEARS")) * 12))
+
+
+def _churn_risk(probability):
+    import numpy as np
+
+    medium, high = (float(v) for v in setting("ANALYTICAL_CHURN_PROBABILITY_LEVELS"))
+    return np.where(probability < medium, "low", np.where(probability < high, "medium", "high"))
+
+
+def bgnbd_scores_sql(con, as_of: dt.date, params: dict[str, Any]) -> str:
+    """SQL of ``customer_id, p_alive, churn_probability`` per buying customer, the BG/NBD
+    closed forms evaluated in DuckDB with the fitted parameters (added to ``params``), for
+    segment rules. Raises ``clv.NotEnoughData`` (422) when no model can be fitted."""
+    bg, _ = fit_models(con, as_of)
+    params.update({"bg_r": bg.r, "bg_alpha": bg.alpha, "bg_a": bg.a, "bg_b": bg.b,
+                   "bg_weeks": float(setting("ANALYTICAL_CHURN_HORIZON_WEEKS"))})
+    return f"""
+    SELECT customer_id, p_alive,
+           1 - p_alive * (1 - pow(($bg_alpha + "T") / ($bg_alpha + "T" + $bg_weeks),
+                                  $bg_r + x)) AS churn_probability
+    FROM (SELECT customer_id, x, "T",
+                 1 / (1 + CASE WHEN x > 0 THEN $bg_a / ($bg_b + x - 1)
+                                   * pow(($bg_alpha + "T") / ($bg_alpha + t_x), $bg_r + x)
+                               ELSE 0 END) AS p_alive
+          FROM ({bgnbd_inputs_sql()}))"""
+
+
+PROBABILISTIC_ORDERS = ("clv", "churn")
+
+
+def probabilistic_table(con, as_of: dt.date | None = None, customer_id: str | None = None,
+                        horizon_months: int | None = None, discount_rate: float | None = None,
+                        order: str | None = None, limit: int | None = None, offset: int = 0
+                        ) -> tuple[list[dict[str, Any]], int]:
+    """Per buying customer: P(alive), expected purchases and spend, the discounted CLV over
+    the horizon and the churn probability, from the fitted BG/NBD and Gamma-Gamma models.
+
+    ``order``: ``clv`` (highest first) or ``churn`` (likeliest first), ``None`` unordered;
+    ``limit``/``offset`` page after ordering. Everything is computed column-wise in numpy;
+    rows are built for the page only. Returns the rows and the number of buying customers.
+    """
+    import numpy as np
+
+    from clientela.plugins.analytical import clv
+
+    as_of = as_of or today()
+    data = _inputs(con, as_of, customer_id)
+    bg, gg = fit_models(con, as_of, None if customer_id else data)
+    total = len(data["x"])
+    if total == 0:
+        return [], 0
+    months = horizon_months or _horizon_months()
+    rate = float(discount_rate if discount_rate is not None
+                 else setting("ANALYTICAL_CLV_DISCOUNT_RATE"))
+    margin = float(setting("ANALYTICAL_CLV_MARGIN"))
+    churn_weeks = float(setting("ANALYTICAL_CHURN_HORIZON_WEEKS"))
+    x, t_x, T, zbar = data["x"], data["t_x"], data["T"], data["zbar"]
+    columns: dict[str, Any] = {
+        "p_alive": np.round(bg.p_alive(x, t_x, T), 6),
+        "expected_purchases": np.round(bg.expected_purchases(months * clv.WEEKS_PER_MONTH,
+                                                             x, t_x, T), 4),
+        "churn_probability": np.round(bg.p_no_purchase(churn_weeks, x, t_x, T), 6),
+    }
+    if gg is not None:
+        columns["expected_spend"] = np.round(gg.expected_spend(x, zbar), 2)
+        columns["clv"] = np.round(clv.lifetime_value(bg, gg, x, t_x, T, zbar, months=months,
+                                                     annual_discount=rate, margin=margin), 2)
+    ids = data["customer_id"]
+    # rows come ordered by customer id; a stable sort keeps that order among equals, so
+    # pages do not overlap
+    if order == "clv" and gg is not None:
+        index = np.argsort(-columns["clv"], kind="stable")
+    elif order == "churn":
+        index = np.argsort(-columns["churn_probability"], kind="stable")
+    else:
+        index = np.arange(total)
+    index = index[offset:offset + limit] if limit is not None else index[offset:]
+    risk = _churn_risk(columns["churn_probability"][index])
+    page = {
+        "customer_id": ids[index].tolist(),
+        "orders": (x[index] + 1).astype(int).tolist(),
+        "repeat_purchases": x[index].astype(int).tolist(),
+        "recency_weeks": np.round(t_x[index], 4).tolist(),
+        "age_weeks": np.round(T[index], 4).tolist(),
+        "average_repeat_value": np.round(zbar[index], 2).tolist(),
+        **{name: values[index].tolist() for name, values in columns.items()},
+        "churn_risk": risk.tolist(),
+    }
+    if gg is None:
+        page["expected_spend"] = page["clv"] = [None] * len(index)
+    constants = {"method": "bgnbd", "horizon_months": months,
+                 "churn_horizon_weeks": churn_weeks}
+    names = list(page)
+    rows = [dict(zip(names, values), **constants) for values in zip(*page.values())]
+    return rows, total
+
+
+def _auc(scores, positives) -> float | None:
+    """Area under the ROC curve (Mann-Whitney U, ties counted half)."""
+    import numpy as np
+    from scipy import stats
+
+    scores, positives = np.asarray(scores, float), np.asarray(positives, bool)
+    n_pos, n_neg = int(positives.sum()), int((~positives).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = stats.rankdata(scores)
+    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def churn_validation(con, as_of: dt.date | None = None, holdout_weeks: int = 26
+                     ) -> dict[str, Any]:
+    """How well each churn score predicts who buys nothing in a held-out period.
+
+    The models are fitted on the purchases up to ``as_of - holdout_weeks`` (calibration);
+    a customer of the calibration period "churned" when they bought nothing in the
+    ``holdout_weeks`` after. Reported: the area under the ROC curve (AUC; 0.5 is chance)
+    of the BG/NBD P(no purchase in the holdout), of 1 - P(alive) alone, and of the rule's
+    ratio (days since last purchase / usual interval), with the base rate and the mean
+    predicted churn probability (calibration).
+    """
+    import numpy as np
+
+    as_of = as_of or today()
+    cutoff = as_of - dt.timedelta(weeks=holdout_weeks)
+    data = _inputs(con, cutoff)
+    bg, _ = fit_models(con, cutoff, data)
+    params = parameters(cutoff)
+    rule = dict(con.execute(f"SELECT customer_id, churn_ratio FROM ({customer_metrics_sql()}) "
+                            "WHERE orders IS NOT NULL", params).fetchall())
+    bought = {r[0] for r in con.execute(
+        "SELECT DISTINCT customer_id FROM fact_transaction WHERE date_key > ? AND date_key <= ?",
+        [cutoff, as_of]).fetchall()}
+    ids = data["customer_id"]
+    churned = np.array([cid not in bought for cid in ids], dtype=bool)
+    p_alive = bg.p_alive(data["x"], data["t_x"], data["T"])
+    silent = bg.p_no_purchase(holdout_weeks, data["x"], data["t_x"], data["T"])
+    ratios = np.array([rule.get(cid, np.nan) for cid in ids], dtype=float)
+
+    def four(value):
+        return None if value is None else round(value, 4)
+
+    return {"as_of": as_of, "calibration_end": cutoff, "holdout_weeks": holdout_weeks,
+            "customers": int(len(ids)), "churned": int(churned.sum()),
+            "churn_rate": four(float(churned.mean())),
+            "predicted_churn_rate": four(float(silent.mean())),
+            "auc": {"bgnbd": four(_auc(silent, churned)),
+                    "p_alive": four(_auc(1 - p_alive, churned)),
+                    "rule": four(_auc(ratios, churned))}}

@@ -21,7 +21,10 @@ FIELDS = {
     "orders": "number", "revenue": "number", "average_order_value": "number",
     "clv": "number", "churn_ratio": "number", "interactions": "number",
     "tenure_days": "number", "churned": "boolean",
+    # from the fitted BG/NBD model (metrics.bgnbd_scores_sql)
+    "p_alive": "number", "churn_probability": "number",
 }
+MODEL_FIELDS = ("p_alive", "churn_probability")
 OPERATORS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=",
              "in": "IN", "present": "IS NOT NULL", "absent": "IS NULL"}
 
@@ -138,6 +141,8 @@ def _condition(rule: dict[str, Any], params: dict[str, Any], index: int) -> str:
         params[f"attr{index}"] = field.split(":", 1)[1]
         column = (f"(SELECT a.value FROM dim_customer_attribute a WHERE a.customer_id = "
                   f"m.customer_id AND a.name = $attr{index})")
+    elif field in MODEL_FIELDS:
+        column = f"b.{field}"
     else:
         column = f"m.{field}"  # a key of FIELDS: never caller text
     if op in ("present", "absent"):
@@ -154,12 +159,24 @@ def evaluate(rules: list[dict[str, Any]], as_of: dt.date | None = None) -> list[
     errors = _rule_errors(rules)
     if errors:
         raise ValidationError({"rules": errors})
+    with warehouse.connect() as con:
+        sql, params = _members_query(con, rules, as_of, "m.customer_id")
+        return [row[0] for row in con.execute(sql, params).fetchall()]
+
+
+def _members_query(con, rules: list[dict[str, Any]], as_of: dt.date | None, columns: str
+                   ) -> tuple[str, dict[str, Any]]:
+    """SQL selecting ``columns`` of the customers meeting every rule, ordered by id: the
+    per-customer metrics ``m``, and, when a rule needs them, the BG/NBD scores ``b``."""
     params = metrics.parameters(as_of)
     conditions = [_condition(rule, params, i) for i, rule in enumerate(rules)]
-    sql = (f"SELECT m.customer_id FROM ({metrics.customer_metrics_sql()}) m "
+    join = ""
+    if any(rule["field"] in MODEL_FIELDS for rule in rules):
+        join = (f"LEFT JOIN ({metrics.bgnbd_scores_sql(con, params['as_of'], params)}) b "
+                "USING (customer_id)")
+    sql = (f"SELECT {columns} FROM ({metrics.customer_metrics_sql()}) m {join} "
            f"WHERE {' AND '.join(conditions)} ORDER BY m.customer_id")
-    with warehouse.connect() as con:
-        return [row[0] for row in con.execute(sql, params).fetchall()]
+    return sql, params
 
 
 def member_ids(segment_id: uuid.UUID, as_of: dt.date | None = None) -> list[uuid.UUID]:
@@ -179,3 +196,50 @@ def members(segment_id: uuid.UUID, principal: Principal, as_of: dt.date | None =
     ids = evaluate(segment.rules, as_of)
     return {"segment_id": segment.id, "name": segment.name,
             "as_of": as_of or metrics.today(), "count": len(ids), "customer_ids": ids}
+
+
+EXPORT_COLUMNS = ("customer_id", "display_name", "email", "external_id", "stage", "orders",
+                  "revenue", "rfm_segment", "clv", "churn_risk")
+
+
+def iter_members_csv(segment_id: uuid.UUID, principal: Principal,
+                     as_of: dt.date | None = None, chunk_rows: int = 5000):
+    """A segment's members as CSV text chunks (header first): ids, names, e-mails and their
+    key figures — for a mailing tool outside the CRM. Needs ``customers:read`` on all
+    records as well (the file holds personal data), as the core's customer export does."""
+    import csv
+    import io
+
+    from clientela.core.errors import Forbidden
+
+    segment = get_segment(segment_id, principal)
+    if principal.scope("customers:read") != "all":
+        raise Forbidden("exporting a segment needs 'customers:read' on all records")
+    errors = _rule_errors(segment.rules)
+    if errors:
+        raise ValidationError({"rules": errors})
+
+    def chunks():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(EXPORT_COLUMNS)
+        with warehouse.connect() as con:
+            sql, params = _members_query(
+                con, segment.rules, as_of,
+                "m.customer_id, m.display_name, (SELECT c.email FROM dim_customer c WHERE "
+                "c.customer_id = m.customer_id) AS email, (SELECT c.external_id FROM "
+                "dim_customer c WHERE c.customer_id = m.customer_id) AS external_id, m.stage, "
+                "m.orders, m.revenue, m.rfm_segment, m.clv, m.churn_risk")
+            cursor = con.execute(sql, params)
+            while True:
+                rows = cursor.fetchmany(chunk_rows)
+                if not rows:
+                    break
+                writer.writerows(rows)
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        if buffer.getvalue():
+            yield buffer.getvalue()
+
+    return segment, chunks()

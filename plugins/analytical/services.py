@@ -17,11 +17,30 @@ from clientela.plugins.analytical import metrics, warehouse
 
 def customer_table(principal: Principal, kind: str, *, as_of: dt.date | None = None,
                    factor: float | None = None, segment: str | None = None,
-                   page: int = 1, page_size: int = 10) -> tuple[list[dict[str, Any]], int]:
+                   page: int = 1, page_size: int = 10, method: str | None = None,
+                   horizon_months: int | None = None, discount_rate: float | None = None
+                   ) -> tuple[list[dict[str, Any]], int]:
     access.require(principal, "analytics:read")
     with warehouse.connect() as con:
+        if method == "bgnbd" and kind in ("clv", "churn"):
+            return metrics.probabilistic_table(
+                con, as_of, horizon_months=horizon_months, discount_rate=discount_rate,
+                order=kind, limit=page_size, offset=(page - 1) * page_size)
         return metrics.customer_table(con, kind, as_of=as_of, factor=factor, segment=segment,
                                       limit=page_size, offset=(page - 1) * page_size)
+
+
+def clv_model(principal: Principal, as_of: dt.date | None = None) -> dict[str, Any]:
+    access.require(principal, "analytics:read")
+    with warehouse.connect() as con:
+        return metrics.model_summary(con, as_of)
+
+
+def churn_validation(principal: Principal, as_of: dt.date | None = None,
+                     holdout_weeks: int = 26) -> dict[str, Any]:
+    access.require(principal, "analytics:read")
+    with warehouse.connect() as con:
+        return metrics.churn_validation(con, as_of, holdout_weeks)
 
 
 def rfm_summary(principal: Principal, as_of: dt.date | None = None) -> dict[str, Any]:
@@ -84,6 +103,26 @@ def summary(customer_id: uuid.UUID, as_of: dt.date | None = None,
             data["attributes"] = dict(con.execute(
                 "SELECT name, value FROM dim_customer_attribute WHERE customer_id = ? "
                 "ORDER BY name", [str(customer_id)]).fetchall())
+            data.update(_probabilistic(con, customer_id, as_of))
             if with_offers:
                 data["next_best_offers"] = metrics.next_best_offers(con, str(customer_id), as_of)
     return data
+
+
+PROBABILISTIC_KEYS = ("p_alive", "expected_purchases", "expected_spend", "clv",
+                      "horizon_months", "churn_probability", "churn_horizon_weeks",
+                      "churn_risk")
+
+
+def _probabilistic(con, customer_id: uuid.UUID, as_of: dt.date) -> dict[str, Any]:
+    """The customer's BG/NBD figures, under ``bgnbd``; ``None`` when no model can be fitted
+    (too few repeat buyers) or the customer has not bought."""
+    from clientela.plugins.analytical import clv
+
+    try:
+        rows, _ = metrics.probabilistic_table(con, as_of, customer_id=str(customer_id))
+    except clv.NotEnoughData:
+        return {"bgnbd": None}
+    if not rows:
+        return {"bgnbd": None}
+    return {"bgnbd": {key: rows[0][key] for key in PROBABILISTIC_KEYS}}

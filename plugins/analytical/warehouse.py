@@ -24,10 +24,8 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
-import pyarrow as pa
 import sqlalchemy as sa
 from flask import current_app
 
@@ -35,6 +33,10 @@ from clientela.core import tenancy
 from clientela.core.db import db, utcnow
 from clientela.core.errors import ClientelaError, Conflict
 from clientela.core.models import AuditEvent, Customer
+
+if TYPE_CHECKING:  # duckdb and pyarrow load when a warehouse is first used, not with the app
+    import duckdb
+    import pyarrow as pa
 
 #: rows read from the operational database per Arrow batch
 BATCH_ROWS = 50_000
@@ -102,6 +104,8 @@ def _lock_for(path: str) -> threading.Lock:
 def _open(path: str, wait: float | None = None) -> duckdb.DuckDBPyConnection:
     # one process may open the file read-write at a time (DuckDB's file lock); a refresh
     # in a worker process holds it for seconds, so wait rather than fail at once
+    import duckdb
+
     if wait is None:
         wait = float(current_app.config.get("ANALYTICAL_LOCK_TIMEOUT", 30))
     deadline = time.monotonic() + wait
@@ -249,6 +253,8 @@ def _wire(column: sa.Column, dialect: str):
     costs more than the rest of the load; DuckDB parses the raw forms column-wise
     instead. Returns the select expression and the Arrow type of its values.
     """
+    import pyarrow as pa
+
     duck = _duck_type(column)
     attribute = column  # a table column of an ORM entity: the statement stays ORM-scoped
     if duck in ("UUID", "VARCHAR") and not isinstance(column.type, sa.String):
@@ -271,6 +277,8 @@ def _wire(column: sa.Column, dialect: str):
 
 def _arrow_batch(types: list[pa.DataType], rows: list[tuple], names: list[str]) -> pa.Table:
     """Rows of a result as an Arrow table: transposed once, one array per column."""
+    import pyarrow as pa
+
     columns = list(zip(*rows)) if rows else [() for _ in names]
     return pa.Table.from_arrays([pa.array(values, type=kind)
                                  for values, kind in zip(columns, types)], names=names)
@@ -406,6 +414,8 @@ def _apply_removals(con, report: RefreshReport) -> None:
         con.execute("UPDATE dim_customer_attribute SET customer_id = ? WHERE customer_id = ?",
                     [survivor_id, merged_id])
     if deleted_customers:
+        import pyarrow as pa
+
         ids = pa.table({"id": pa.array(sorted(deleted_customers), pa.string())})
         con.register("gone", ids)
         try:
@@ -489,6 +499,49 @@ def status() -> dict[str, Any]:
             "watermarks": {k.split(":", 1)[1]: v for k, v in meta.items()
                            if k.startswith("watermark:")},
             "tables": counts}
+
+
+# --- export for larger engines ------------------------------------------------------------
+
+
+def star_tables(con) -> list[str]:
+    """The dimensions and facts of the star schema, in a stable order."""
+    return ["dim_customer", "dim_customer_attribute", "dim_date", "dim_channel", "dim_product",
+            *_fact_tables(con)]
+
+
+def export_parquet(directory: str) -> dict[str, Any]:
+    """Write the current tenant's star schema as Parquet, partitioned by tenant.
+
+    Each table goes to ``<directory>/<table>/tenant_id=<tenant id>/data_0.parquet`` (Hive
+    partitioning, with a ``tenant_id`` column in the data as well), so exports of every
+    tenant into one directory form one data set per table that DuckDB, Spark, Trino or
+    pyarrow read with the tenant as a partition key. Exporting a tenant again replaces its
+    partition and leaves the other tenants' alone. An empty table writes no file.
+    """
+    import shutil
+
+    tenant_id = tenancy.current_tenant_id()
+    if not isinstance(tenant_id, uuid.UUID):
+        raise TypeError("export_parquet runs inside a tenant")
+    root = os.path.abspath(directory)
+    report: dict[str, Any] = {"directory": root, "tenant_id": str(tenant_id), "tables": {}}
+    with connect() as con:
+        for table in star_tables(con):
+            target = os.path.join(root, table)
+            partition = os.path.join(target, f"tenant_id={tenant_id}")
+            if os.path.isdir(partition):
+                shutil.rmtree(partition)
+            os.makedirs(target, exist_ok=True)
+            rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+            if rows:
+                quoted = target.replace("'", "''")
+                con.execute(
+                    f"COPY (SELECT CAST('{tenant_id}' AS VARCHAR) AS tenant_id, * FROM {table}) "
+                    f"TO '{quoted}' (FORMAT PARQUET, PARTITION_BY (tenant_id), "
+                    "OVERWRITE_OR_IGNORE, FILENAME_PATTERN 'data_{i}')")
+            report["tables"][table] = rows
+    return report
 
 
 # --- data-subject rights ------------------------------------------------------------------
