@@ -742,3 +742,183 @@ def test_the_api_works_through_the_rls_restricted_role_and_never_crosses_tenants
     assert hosted("tenants", "resume", tokens["a"][0]).exit_code == 0
     with hosted.app.app_context():
         db.session.remove()
+
+
+# --- the operator API -------------------------------------------------------------------------
+
+
+def operator_token(hosted: Hosted, name: str | None = None) -> str:
+    result = hosted("operator", "tokens", "create", name or slug("ops"))
+    assert result.exit_code == 0, result.output
+    return result.output.strip()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_operator_tokens_are_shown_once_stored_as_hashes_and_revocable(hosted):
+    import hashlib
+
+    name = slug("ops")
+    result = hosted("operator", "tokens", "create", name)
+    assert result.exit_code == 0, result.output
+    [raw] = result.output.split()  # only the token is printed
+    assert raw.startswith("clo_")
+    with hosted.admin.connect() as conn:
+        row = conn.execute(sa.text(
+            "SELECT token_hash, prefix FROM operator_tokens WHERE name = :n"), {"n": name}).one()
+        everything = conn.execute(sa.text("SELECT * FROM operator_tokens")).all()
+    assert row.token_hash == hashlib.sha256(raw.encode()).hexdigest()
+    assert raw[:10] == row.prefix and not any(raw in map(str, r) for r in everything)
+    again = hosted("operator", "tokens", "create", name)
+    assert again.exit_code == 1 and "already exists" in again.output
+
+    client = hosted.app.test_client()
+    assert client.get("/operator/api/v1/tenants", headers=bearer(raw)).status_code == 200
+    listed = hosted("operator", "tokens", "list")
+    assert f"{name}\t{row.prefix}..." in listed.output and "active" in listed.output
+    assert hosted("operator", "tokens", "revoke", name).exit_code == 0
+    refused = client.get("/operator/api/v1/tenants", headers=bearer(raw))
+    assert refused.status_code == 401 and refused.json["code"] == "unauthorized"
+    assert hosted("operator", "tokens", "revoke", "nonesuch").exit_code == 1
+
+
+def test_tenant_tokens_never_open_the_operator_api_nor_operator_tokens_the_tenant_api(hosted):
+    s = slug("k")
+    tenant_token = hosted.tenant(s, "--admin-email", f"admin@{s}.example"
+                                 ).strip().splitlines()[-1].split()[-1]
+    ops = operator_token(hosted)
+    client = hosted.app.test_client()
+    assert client.get("/api/v1/me", headers=bearer(tenant_token)).status_code == 200
+    assert client.get("/operator/api/v1/tenants", headers=bearer(ops)).status_code == 200
+    for path in ("/operator/api/v1/tenants", f"/operator/api/v1/tenants/{s}",
+                 "/operator/api/v1/plans"):
+        for headers in (bearer(tenant_token), {}, bearer("clo_" + "x" * 43)):
+            response = client.get(path, headers=headers)
+            assert response.status_code == 401, (path, headers, response.json)
+            assert "operator token" in response.json["message"]
+    for method in ("POST", "DELETE"):
+        response = client.open(f"/operator/api/v1/tenants/{s}/suspend" if method == "POST"
+                               else f"/operator/api/v1/tenants/{s}?force=true",
+                               method=method, headers=bearer(tenant_token))
+        assert response.status_code == 401
+    assert client.get("/api/v1/me", headers=bearer(tenant_token)).status_code == 200  # untouched
+    for path in ("/api/v1/me", "/api/v1/customers"):
+        response = client.get(path, headers=bearer(ops))
+        assert response.status_code == 401 and response.json["code"] == "unauthorized"
+
+
+def test_the_operator_api_runs_the_tenant_lifecycle_through_the_cli_services(hosted, tmp_path):
+    import io
+    import zipfile
+
+    ops = operator_token(hosted)
+    client = hosted.app.test_client()
+    plan = slug("basic")
+    assert hosted("plans", "create", plan, "--plugins", "operational",
+                  "--max-records", "10").exit_code == 0
+    s = slug("life")
+    created = client.post("/operator/api/v1/tenants", headers=bearer(ops), json={
+        "slug": s, "name": "Life Co", "plan": plan, "admin_email": f"boss@{s}.example"})
+    assert created.status_code == 201, created.json
+    body = created.json
+    assert body["tenant"]["slug"] == s and body["tenant"]["status"] == "active"
+    assert body["tenant"]["plugins"] == ["operational"] and body["admin"] == f"boss@{s}.example"
+    tenant_token = body["token"]
+    assert tenant_token.startswith("cla_") and len(body["password"]) >= 10
+    me = client.get("/api/v1/me", headers=bearer(tenant_token))
+    assert me.status_code == 200 and me.json["tenant"]["slug"] == s
+    assert client.post("/api/v1/customers", json={"first_name": "Kept"},
+                       headers=bearer(tenant_token)).status_code == 201
+    # the CLI sees what the API did, and the other way round
+    assert f"{s}\tactive\t{plan}\tLife Co" in hosted("tenants", "list").output
+    listed = client.get("/operator/api/v1/tenants", headers=bearer(ops)).json
+    assert [t["plan"] for t in listed if t["slug"] == s] == [plan]
+
+    suspended = client.post(f"/operator/api/v1/tenants/{s}/suspend", headers=bearer(ops))
+    assert suspended.status_code == 200 and suspended.json["status"] == "suspended"
+    refused = client.get("/api/v1/me", headers=bearer(tenant_token))
+    assert refused.status_code == 403 and "suspended" in refused.json["message"]
+    resumed = client.post(f"/operator/api/v1/tenants/{s}/resume", headers=bearer(ops))
+    assert resumed.json["status"] == "active"
+    assert client.get("/api/v1/me", headers=bearer(tenant_token)).status_code == 200
+
+    changed = client.put(f"/operator/api/v1/tenants/{s}/plan", headers=bearer(ops),
+                         json={"plan": None})
+    assert changed.status_code == 200 and changed.json["plan"] is None
+    assert {"operational", "prm", "analytical"} <= set(changed.json["plugins"])
+    assert client.put(f"/operator/api/v1/tenants/{s}/plan", headers=bearer(ops),
+                      json={"plan": plan}).json["plugins"] == ["operational"]
+    assert hosted("tenants", "plan", s, "none").exit_code == 0
+    assert client.get(f"/operator/api/v1/tenants/{s}",
+                      headers=bearer(ops)).json["plan"] is None
+
+    usage = client.get(f"/operator/api/v1/tenants/{s}/usage?days=3", headers=bearer(ops))
+    assert usage.status_code == 200, usage.json
+    [today] = usage.json
+    assert (today["tenant"], today["records"]) == (s, 1)
+
+    refused = client.delete(f"/operator/api/v1/tenants/{s}", headers=bearer(ops))
+    assert refused.status_code == 409 and "never been exported" in refused.json["message"]
+    exported = client.post(f"/operator/api/v1/tenants/{s}/export", headers=bearer(ops))
+    assert exported.status_code == 200 and exported.mimetype == "application/zip"
+    assert "attachment" in exported.headers["Content-Disposition"]
+    path = tmp_path / "life.zip"
+    path.write_bytes(exported.data)
+    manifest = archive.read_manifest(str(path))
+    assert manifest["tenant"]["slug"] == s
+    assert {t["name"]: t["rows"] for t in manifest["tables"]}["customers"] == 1
+    assert zipfile.is_zipfile(io.BytesIO(exported.data))
+    described = client.get(f"/operator/api/v1/tenants/{s}", headers=bearer(ops)).json
+    assert described["last_export"]["rows"] == sum(t["rows"] for t in manifest["tables"])
+
+    deleted = client.delete(f"/operator/api/v1/tenants/{s}", headers=bearer(ops))
+    assert deleted.status_code == 200, deleted.json
+    assert deleted.json["tables"]["customers"] == 1 and deleted.json["tables"]["tenants"] == 1
+    tenant_id = manifest["tenant"]["id"]
+    with hosted.admin.connect() as conn:
+        for table in tenant_tables(conn):
+            assert conn.exec_driver_sql(
+                f'SELECT count(*) FROM "{table}" WHERE tenant_id = %s', (tenant_id,)
+            ).scalar() == 0, table
+    assert client.get(f"/operator/api/v1/tenants/{s}", headers=bearer(ops)).status_code == 404
+    assert client.get("/api/v1/me", headers=bearer(tenant_token)).status_code == 401
+
+
+def test_the_operator_api_answers_clear_errors(hosted):
+    ops = operator_token(hosted)
+    client = hosted.app.test_client()
+    cases = [
+        ("POST", "/operator/api/v1/tenants", {"slug": "Not A Slug!"}, 422, "slug"),
+        ("POST", "/operator/api/v1/tenants", {}, 422, "slug"),
+        ("POST", "/operator/api/v1/tenants", {"slug": slug("x"), "plan": "nonesuch"}, 422,
+         "plan"),
+        ("POST", "/operator/api/v1/tenants", {"slug": slug("x"), "admin_email": "nope"}, 422,
+         "admin_email"),
+        ("GET", "/operator/api/v1/tenants/nonesuch", None, 404, None),
+        ("POST", "/operator/api/v1/tenants/nonesuch/suspend", None, 404, None),
+        ("PUT", "/operator/api/v1/tenants/nonesuch/plan", {"plan": None}, 404, None),
+        ("GET", "/operator/api/v1/tenants/nonesuch/usage", None, 404, None),
+        ("GET", "/operator/api/v1/nothing-here", None, 404, None),
+    ]
+    s = slug("e")
+    hosted.tenant(s)
+    cases += [
+        ("PUT", f"/operator/api/v1/tenants/{s}/plan", {"plan": "nonesuch"}, 422, "plan"),
+        ("PUT", f"/operator/api/v1/tenants/{s}/plan", {}, 422, "plan"),
+        ("GET", f"/operator/api/v1/tenants/{s}/usage?days=0", None, 422, "days"),
+        ("POST", "/operator/api/v1/tenants", {"slug": s}, 409, None),
+    ]
+    for method, path, body, status, field in cases:
+        response = client.open(path, method=method, json=body, headers=bearer(ops))
+        assert response.status_code == status, (method, path, body, response.json)
+        assert response.json["status"] == status and response.json["message"]
+        if field:
+            where = response.json["errors"].get("json") or response.json["errors"].get("query")
+            assert field in where, response.json
+    spec = client.get("/operator/api/v1/openapi.json")
+    assert spec.status_code == 200
+    assert "/operator/api/v1/tenants/{slug}/suspend" in spec.json["paths"]
+    tenant_spec = client.get("/api/v1/openapi.json").json
+    assert not any(p.startswith("/operator") for p in tenant_spec["paths"])

@@ -395,3 +395,11 @@ def test_plugins_for_the_one_tenant_are_every_enabled_plugin(make_instance):
     result = instance("--tenant", "other", "plugins", "--json")
     assert result.exit_code == 1 and "has one tenant ('default'), not 'other'" in result.output
 
+
+
+def test_there_is_no_operator_api_on_premise(app, client):
+    for path in ("/operator/api/v1/tenants", "/operator/api/v1/openapi.json"):
+        response = client.get(path, headers={"Authorization": "Bearer clo_x"})
+        assert response.status_code == 404 and response.json["status"] == 404
+    if app.config["PROFILE"] == "onprem":
+        assert "operator" not in app.extensions["clientela"].commands
