@@ -17,32 +17,12 @@ from clientela.core.app import create_app
 from clientela.core.db import db
 from clientela.core.errors import Forbidden, NoTenantError, RateLimited
 from clientela.core.models import Customer, TenantUsage
+from clientela.testing import invoke_cli
+
 PG_SERVER = os.environ.get(
     "CLIENTELA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("CLIENTELA_TEST_REDIS", "redis://127.0.0.1:6379/0")
-
-
-def invoke_cli(args, env):
-    """Run ``clientela`` in-process, then close the database connections of the app it built
-    (the PostgreSQL server is shared with parallel test workers)."""
-    import clientela.core.app as app_module
-
-    made = []
-    original = app_module.create_app
-
-    def tracking(*a, **k):
-        made.append(original(*a, **k))
-        return made[-1]
-
-    app_module.create_app = tracking
-    try:
-        return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-    finally:
-        app_module.create_app = original
-        for built in made:
-            with built.app_context():
-                db.engine.dispose()
 
 
 class Hosted:
@@ -922,3 +902,121 @@ def test_the_operator_api_answers_clear_errors(hosted):
     assert "/operator/api/v1/tenants/{slug}/suspend" in spec.json["paths"]
     tenant_spec = client.get("/api/v1/openapi.json").json
     assert not any(p.startswith("/operator") for p in tenant_spec["paths"])
+
+
+# --- plugins outside the tenant's plan are invisible to it -----------------------------------
+
+
+def _concrete(rule) -> str:
+    """A URL for a Flask rule, every variable filled with something well-formed."""
+    import re
+
+    return re.sub(r"<(?:([a-z]+):)?([^>]+)>",
+                  lambda m: str(uuid.uuid4()) if m.group(1) == "uuid" else "x", rule.rule)
+
+
+def test_plugins_outside_the_plan_answer_404_and_leave_the_openapi_document(hosted):
+    plan = slug("analytics-only")
+    assert hosted("plans", "create", plan, "--plugins", "analytical").exit_code == 0
+    narrow, full = slug("narrow"), slug("full")
+    tokens = {}
+    for s, args in ((narrow, ("--plan", plan)), (full, ())):
+        output = hosted.tenant(s, "--admin-email", f"admin@{s}.example", *args)
+        tokens[s] = output.strip().splitlines()[-1].split()[-1]
+    app = hosted.app
+    ext = app.extensions["clientela"]
+    client = app.test_client()
+    hidden = {"operational", "prm", "collaborative", "tailormade"} & {
+        i.name for i in ext.plugins.enabled()}
+    assert "operational" in hidden
+    owners = ext.route_owners
+    # (public web routes, such as a web form's, find their tenant from a key themselves)
+    hidden_rules = [r for r in app.url_map.iter_rules() if r.rule.startswith("/api/v1/")
+                    and owners.get(r.endpoint.split(".")[0]) in hidden]
+    assert any("/deals" in r.rule for r in hidden_rules)
+    absent = client.get("/api/v1/no-such-resource", headers=bearer(tokens[narrow]))
+    assert absent.status_code == 404
+    for rule in hidden_rules:
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            response = client.open(_concrete(rule), method=method, json={},
+                                   headers=bearer(tokens[narrow]))
+            # exactly what a route that does not exist answers
+            assert (response.status_code, response.json) == (404, absent.json), (
+                method, rule.rule, response.json)
+    # the tenant whose plan has them uses them; core routes and the plan's plugin work
+    for s, status in ((full, 200), (narrow, 404)):
+        assert client.get("/api/v1/deals", headers=bearer(tokens[s])).status_code == status
+    assert client.get("/api/v1/customers", headers=bearer(tokens[narrow])).status_code == 200
+    analytical = [r for r in app.url_map.iter_rules()
+                  if owners.get(r.endpoint.split(".")[0]) == "analytical"
+                  and "GET" in r.methods and "<" not in r.rule]
+    assert analytical
+    assert client.get(analytical[0].rule,
+                      headers=bearer(tokens[narrow])).status_code != 404
+
+    def paths(headers) -> set[str]:
+        response = client.get("/api/v1/openapi.json", headers=headers)
+        assert response.status_code == 200
+        return set(response.json["paths"]), {t["name"] for t in response.json.get("tags", [])}
+
+    everything, all_tags = paths({})
+    mine, my_tags = paths(bearer(tokens[narrow]))
+    theirs, _ = paths(bearer(tokens[full]))
+    assert theirs == everything
+    hidden_paths = {p for p in everything if p.startswith(("/api/v1/deals", "/api/v1/leads"))}
+    assert hidden_paths and not hidden_paths & mine
+    assert "/api/v1/customers" in mine and analytical[0].rule in mine
+    assert mine < everything
+    hidden_tags = {name for name, owner in owners.items() if owner in hidden}
+    assert hidden_tags & all_tags and not hidden_tags & my_tags
+    assert client.get("/api/v1/openapi.json",
+                      headers=bearer("cla_wrong")).status_code == 401
+
+    # moving the tenant to a plan with them makes them appear, with no restart
+    assert hosted("tenants", "plan", narrow, "none").exit_code == 0
+    assert client.get("/api/v1/deals", headers=bearer(tokens[narrow])).status_code == 200
+    assert paths(bearer(tokens[narrow]))[0] == everything
+
+
+def test_hooks_of_plugins_outside_the_plan_are_not_called_for_the_tenant(hosted):
+    import json
+
+    plan = slug("analytics-only")
+    assert hosted("plans", "create", plan, "--plugins", "analytical").exit_code == 0
+    narrow, full = slug("narrow"), slug("full")
+    hosted.tenant(narrow, "--plan", plan, "--admin-email", f"a@{narrow}.example")
+    hosted.tenant(full, "--admin-email", f"a@{full}.example")
+    # operational's tenant-created hook makes a default pipeline: not for the narrow tenant
+    with hosted.admin.connect() as conn:
+        pipelines = {s: conn.execute(sa.text(
+            "SELECT count(*) FROM operational_pipelines p JOIN tenants t ON t.id = p.tenant_id "
+            "WHERE t.slug = :s"), {"s": s}).scalar() for s in (narrow, full)}
+    assert pipelines == {narrow: 0, full: 1}
+    # demo data comes only from the plugins of the plan
+    for s in (narrow, full):
+        assert hosted("--tenant", s, "demo").exit_code == 0
+    with hosted.admin.connect() as conn:
+        leads = {s: conn.execute(sa.text(
+            "SELECT count(*) FROM operational_leads l JOIN tenants t ON t.id = l.tenant_id "
+            "WHERE t.slug = :s"), {"s": s}).scalar() for s in (narrow, full)}
+        customers = {s: conn.execute(sa.text(
+            "SELECT count(*) FROM customers c JOIN tenants t ON t.id = c.tenant_id "
+            "WHERE t.slug = :s"), {"s": s}).scalar() for s in (narrow, full)}
+    assert leads[narrow] == 0 and leads[full] > 0
+    assert customers[narrow] > 0  # the core's demo data still loads
+    # the relay the core calls hooks through, inside each tenant's context
+    app = hosted.app
+    ext = app.extensions["clientela"]
+    with app.app_context():
+        for s, expected in ((narrow, False), (full, True)):
+            tenant = services.get_tenant(s)
+            with tenancy.tenant_context(tenant.id):
+                plugins = {impl.plugin_name for impl in
+                           ext.hook.clientela_tenant_created_precommit.get_hookimpls()}
+                assert ("operational" in plugins) is expected
+        # no tenant (start-up, operator work): every plugin
+        assert "operational" in {impl.plugin_name for impl in
+                                 ext.hook.clientela_tenant_created_precommit.get_hookimpls()}
+        db.session.remove()
+    rows = json.loads(hosted("--tenant", narrow, "plugins", "--json").output)
+    assert {r["name"] for r in rows if r["enabled"]} == {"core", "analytical"}

@@ -10,35 +10,12 @@ import zipfile
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from click.testing import CliRunner
 
-from clientela.cli import cli
 from clientela.core import archive, migrations, services, tenancy
 from clientela.core.app import create_app
 from clientela.core.db import db
 from clientela.core.models import Customer, Interaction
-
-
-def invoke_cli(args, env):
-    """Run ``clientela`` in-process, then close the database connections of the app it built
-    (the PostgreSQL server is shared with parallel test workers)."""
-    import clientela.core.app as app_module
-
-    made = []
-    original = app_module.create_app
-
-    def tracking(*a, **k):
-        made.append(original(*a, **k))
-        return made[-1]
-
-    app_module.create_app = tracking
-    try:
-        return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-    finally:
-        app_module.create_app = original
-        for built in made:
-            with built.app_context():
-                db.engine.dispose()
+from clientela.testing import invoke_cli
 
 
 class Instance:

@@ -18,6 +18,7 @@ from clientela.core.profile import Profile
 
 class HostedProfile(Profile):
     name = "hosted"
+    plugins_per_tenant = True
 
     def configure(self, app: Flask) -> None:
         url = app.config.get("SQLALCHEMY_DATABASE_URI")
