@@ -1020,3 +1020,30 @@ def test_hooks_of_plugins_outside_the_plan_are_not_called_for_the_tenant(hosted)
         db.session.remove()
     rows = json.loads(hosted("--tenant", narrow, "plugins", "--json").output)
     assert {r["name"] for r in rows if r["enabled"]} == {"core", "analytical"}
+
+
+def test_periodic_jobs_of_plugins_outside_the_plan_do_not_fire_for_the_tenant(hosted, redis_url):
+    import datetime as dt
+
+    from clientela.core import jobs
+
+    plan = slug("ops-only")
+    assert hosted("plans", "create", plan, "--plugins", "operational").exit_code == 0
+    narrow, full = slug("narrow"), slug("full")
+    hosted.tenant(narrow, "--plan", plan)
+    hosted.tenant(full)
+    app = hosted.app
+    queue = jobs.JobQueue(app, backend="redis", name=f"test_{uuid.uuid4().hex[:10]}")
+    assert queue.definitions["analytical.refresh_warehouse"].plugin == "analytical"
+    try:
+        # analytical's warehouse refresh is due at minute 7 of every hour
+        assert queue.fire_schedules(dt.datetime(2026, 11, 23, 19, 7, tzinfo=dt.timezone.utc))
+    finally:
+        queue.flush()
+    with hosted.admin.connect() as conn:
+        fired = {s: set(conn.execute(sa.text(
+            "SELECT j.name FROM jobs j JOIN tenants t ON t.id = j.tenant_id "
+            "WHERE t.slug = :s AND j.queue = :q"), {"s": s, "q": queue.name}).scalars())
+            for s in (narrow, full)}
+    assert "analytical.refresh_warehouse" in fired[full]
+    assert "analytical.refresh_warehouse" not in fired[narrow]
