@@ -1020,6 +1020,14 @@ def test_hooks_of_plugins_outside_the_plan_are_not_called_for_the_tenant(hosted)
         db.session.remove()
     rows = json.loads(hosted("--tenant", narrow, "plugins", "--json").output)
     assert {r["name"] for r in rows if r["enabled"]} == {"core", "analytical"}
+    # nor its commands
+    assert hosted("--tenant", narrow, "warehouse", "status").exit_code == 0
+    plan_without = slug("ops-only")
+    assert hosted("plans", "create", plan_without, "--plugins", "operational").exit_code == 0
+    assert hosted("tenants", "plan", narrow, plan_without).exit_code == 0
+    refused = hosted("--tenant", narrow, "warehouse", "status")
+    assert refused.exit_code == 1
+    assert f"plugin 'analytical' is not enabled for tenant '{narrow}'" in refused.output
 
 
 def test_periodic_jobs_of_plugins_outside_the_plan_do_not_fire_for_the_tenant(hosted, redis_url):
