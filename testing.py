@@ -102,6 +102,33 @@ def build_app(database_url: str, home: str, **config):
     return app
 
 
+def invoke_cli(args, env: dict[str, str] | None = None):
+    """Run ``clientela ARGS`` in-process with ``env`` (click's ``CliRunner``) and return the
+    result; then close the database connections of every app the command built, so that
+    a PostgreSQL server shared with parallel test workers is not left with idle ones."""
+    from click.testing import CliRunner
+
+    import clientela.core.app as app_module
+    from clientela.cli import cli
+    from clientela.core.db import db
+
+    made = []
+    original = app_module.create_app
+
+    def tracking(*a, **k):
+        made.append(original(*a, **k))
+        return made[-1]
+
+    app_module.create_app = tracking
+    try:
+        return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    finally:
+        app_module.create_app = original
+        for built in made:
+            with built.app_context():
+                db.engine.dispose()
+
+
 @dataclasses.dataclass
 class Admin:
     """An admin user of a tenant with an API token."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 import sqlalchemy as sa
-from flask import Blueprint, Flask, current_app
+from flask import Blueprint, Flask, current_app, g, has_app_context
 from sqlalchemy import event
 
 from flask_smorest import Blueprint as SmorestBlueprint
@@ -41,10 +41,32 @@ class Clientela:
     roles: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
     config_keys: dict[str, str] = dataclasses.field(default_factory=dict)
     channels: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: blueprint name -> the plugin that registered it (``core`` for the core's own)
+    route_owners: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def hook(self):
         return self.plugins.hook
+
+    def hidden_plugins(self, tenant) -> frozenset[str]:
+        """The enabled plugins that ``tenant`` may not use (the profile decides): their
+        routes answer 404, their hooks are not called for it, their paths are left out of
+        its OpenAPI document. Asked once per tenant per application context (a request,
+        a job, a command)."""
+        if not self.profile.plugins_per_tenant:
+            return frozenset()
+        cache = g.get(_HIDDEN)
+        if cache is None:
+            cache = g._clientela_hidden_plugins = {}
+        hidden = cache.get(tenant.id)
+        if hidden is None:
+            everything = frozenset(info.name for info in self.plugins.enabled())
+            hidden = cache[tenant.id] = everything - frozenset(
+                self.profile.enabled_plugins(tenant))
+        return hidden
+
+
+_HIDDEN = "_clientela_hidden_plugins"
 
 
 def current_clientela() -> Clientela:
@@ -77,9 +99,37 @@ def create_app(profile: str | Profile | None = None, **overrides: Any) -> Flask:
     ext.api = api.init_app(app)
     auth.init_app(app)
     collect_contributions(app, ext)
+    if profile.plugins_per_tenant:
+        registry.hidden_plugins = _hidden_plugins_function(ext)
+    api.scope_openapi(app)
     health.init_app(app)
     profile.init_app(app)
     return app
+
+
+def _hidden_plugins_function(ext: Clientela):
+    """What the plugin registry asks on each hook call: the plugins hidden from the current
+    tenant (none without a tenant: start-up, operator commands)."""
+    from clientela.core.models import Tenant
+
+    def hidden_plugins() -> frozenset[str]:
+        tenant_id = tenancy.get_tenant_id()
+        if tenant_id is None or not has_app_context():
+            return frozenset()
+        hidden = (g.get(_HIDDEN) or {}).get(tenant_id)
+        if hidden is not None:
+            return hidden
+        try:
+            tenant = db.session.get(Tenant, tenant_id)
+        except sa.exc.InvalidRequestError:
+            # after a commit the session cannot read; the commit's precommit hooks asked
+            # first, so this happens only for a hook called there for the first time.
+            # Fail closed: none of the plugins, rather than one the tenant may not have.
+            log.error("plugins of tenant %s unknown after commit: calling none", tenant_id)
+            return frozenset(info.name for info in ext.plugins.enabled())
+        return ext.hidden_plugins(tenant) if tenant is not None else frozenset()
+
+    return hidden_plugins
 
 
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
@@ -173,6 +223,7 @@ def collect_contributions(app: Flask, ext: Clientela) -> None:
     def register_blueprint(plugin: str):
         def register(blueprint: Blueprint, url_prefix: str | None = None) -> None:
             prefix = API_PREFIX + (url_prefix or blueprint.url_prefix or "")
+            ext.route_owners[blueprint.name] = plugin
             if isinstance(blueprint, SmorestBlueprint):
                 ext.api.register_blueprint(blueprint, url_prefix=prefix)
             else:
@@ -184,6 +235,7 @@ def collect_contributions(app: Flask, ext: Clientela) -> None:
             if url_prefix is not None and url_prefix.startswith(API_PREFIX):
                 raise PluginError(plugin, f"web blueprint {blueprint.name!r} may not live "
                                           f"under {API_PREFIX}: use clientela_api_blueprints")
+            ext.route_owners[blueprint.name] = plugin
             app.register_blueprint(blueprint, url_prefix=url_prefix)
         return register
 

@@ -32,7 +32,16 @@ def tenant_command(fn):
                 "run 'clientela init' first (or 'clientela db upgrade')"
             )
         slug = ctx.find_root().params.get("tenant")
-        tenant = current_app.extensions["clientela"].profile.cli_tenant(slug)
+        ext = current_app.extensions["clientela"]
+        tenant = ext.profile.cli_tenant(slug)
+        top = ctx
+        while top.parent is not None and top.parent.parent is not None:
+            top = top.parent
+        owner = getattr(top.command, "_clientela_plugin", None)
+        if owner is not None and owner in ext.hidden_plugins(tenant):
+            raise ConfigurationError(
+                f"plugin '{owner}' is not enabled for tenant '{tenant.slug}' "
+                f"(plan {tenant.plan or 'none'})")
         with tenancy.tenant_context(tenant.id, origin="cli"):
             return fn(tenant, *args, **kwargs)
 

@@ -621,7 +621,8 @@ class JobQueue:
         return sent
 
     def fire_schedules(self, now: dt.datetime | None = None) -> int:
-        """Enqueue, in every active tenant, each periodic job due now; returns how many.
+        """Enqueue, in every active tenant, each periodic job due now (of the plugins the
+        tenant may use); returns how many.
 
         Every consumer may call this: the idempotency key ``schedule:<name>:<slot>``
         lets one run per tenant and period through.
@@ -638,10 +639,15 @@ class JobQueue:
             due.append((definition.name, f"schedule:{definition.name}:{slot}"))
         if not due:
             return 0
+        registry = self.app.extensions["clientela"].plugins
         with self.app.app_context():
             for tenant_id in self._tenant_ids():
                 with tenancy.tenant_context(tenant_id, origin="job"):
+                    # a plugin hidden from the tenant (hosted plans) runs nothing for it
+                    hidden = registry.hidden_plugins() if registry.hidden_plugins else ()
                     for name, key in due:
+                        if self.definitions[name].plugin in hidden:
+                            continue
                         row = self._new_row(name, tenant_id, [], {}, key, 0, None)
                         self._insert(db.session(), row)
                     db.session.commit()

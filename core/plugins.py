@@ -20,7 +20,8 @@ import os
 import time
 import types
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import pluggy
 from stevedore import NamedExtensionManager
@@ -165,10 +166,30 @@ class PluginRegistry:
         self.order: list[str] = []
         #: with tracing on: (hook, plugin, milliseconds) of every hook call, in order
         self.trace: list[tuple[str, str, float]] | None = None
+        #: set by the app when the profile narrows plugins per tenant (hosted plans): the
+        #: names of the plugins hidden from the current tenant, or an empty set
+        self.hidden_plugins: Callable[[], frozenset[str]] | None = None
+        self._subsets: dict[tuple[str, frozenset[str]], Any] = {}
 
     @property
     def hook(self):
-        return self.pm.hook
+        """The hook relay. Where plugins are enabled per tenant, it is narrowed to the plugins
+        the current tenant may use: the others' implementations are not called for it."""
+        if self.hidden_plugins is None:
+            return self.pm.hook
+        return _TenantHooks(self)
+
+    def hook_for(self, name: str, hidden: frozenset[str]):
+        """The caller of hook ``name`` without the implementations of ``hidden`` plugins."""
+        if not hidden:
+            return getattr(self.pm.hook, name)
+        key = (name, hidden)
+        caller = self._subsets.get(key)
+        if caller is None:
+            remove = [plugin for plugin_name, plugin in self.pm.list_name_plugin()
+                      if plugin_name.split(":")[0] in hidden]
+            caller = self._subsets[key] = self.pm.subset_hook_caller(name, remove)
+        return caller
 
     def load(self, core_module: types.ModuleType) -> None:
         self.plugins = _entry_points()
@@ -315,7 +336,7 @@ class PluginRegistry:
         pluggy's own order is the reverse (last registered first); contribution and
         demo-data hooks want dependencies first.
         """
-        caller = getattr(self.pm.hook, hook_name)
+        caller = getattr(self.hook, hook_name)
         results = []
         for impl in caller.get_hookimpls():
             args = {k: kwargs[k] for k in impl.argnames if k in kwargs}
@@ -326,3 +347,16 @@ class PluginRegistry:
             except Exception as exc:
                 raise PluginError(impl.plugin_name, f"failed in {hook_name}: {exc}") from exc
         return results
+
+
+class _TenantHooks:
+    """pluggy's hook relay narrowed to the plugins the current tenant may use."""
+
+    __slots__ = ("_registry",)
+
+    def __init__(self, registry: PluginRegistry):
+        self._registry = registry
+
+    def __getattr__(self, name: str):
+        registry = self._registry
+        return registry.hook_for(name, registry.hidden_plugins())

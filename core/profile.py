@@ -29,6 +29,10 @@ class Profile:
     """Base class of deployment profiles."""
 
     name = "base"
+    #: whether ``enabled_plugins`` can differ between tenants (hosted plans): then routes,
+    #: hooks and the OpenAPI document are narrowed per tenant, at the cost of one look-up
+    #: per request
+    plugins_per_tenant = False
 
     def configure(self, app: Flask) -> None:
         """Set configuration defaults and refuse what this profile cannot run on."""

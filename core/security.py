@@ -13,6 +13,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 _hasher = PasswordHasher()
 
 TOKEN_PREFIX = "cla_"
+#: operator tokens (hosted operator API) are another kind, never accepted as API tokens
+OPERATOR_TOKEN_PREFIX = "clo_"
 MIN_PASSWORD_LENGTH = 10
 
 
@@ -33,9 +35,10 @@ def generate_password() -> str:
     return secrets.token_urlsafe(15)
 
 
-def generate_token() -> str:
-    """A new API token: 256 random bits, with a recognisable prefix."""
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+def generate_token(prefix: str = TOKEN_PREFIX) -> str:
+    """A new API (or, with ``OPERATOR_TOKEN_PREFIX``, operator) token: 256 random bits,
+    with a recognisable prefix."""
+    return prefix + secrets.token_urlsafe(32)
 
 
 def hash_token(token: str) -> str:

@@ -17,32 +17,12 @@ from clientela.core.app import create_app
 from clientela.core.db import db
 from clientela.core.errors import Forbidden, NoTenantError, RateLimited
 from clientela.core.models import Customer, TenantUsage
+from clientela.testing import invoke_cli
+
 PG_SERVER = os.environ.get(
     "CLIENTELA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("CLIENTELA_TEST_REDIS", "redis://127.0.0.1:6379/0")
-
-
-def invoke_cli(args, env):
-    """Run ``clientela`` in-process, then close the database connections of the app it built
-    (the PostgreSQL server is shared with parallel test workers)."""
-    import clientela.core.app as app_module
-
-    made = []
-    original = app_module.create_app
-
-    def tracking(*a, **k):
-        made.append(original(*a, **k))
-        return made[-1]
-
-    app_module.create_app = tracking
-    try:
-        return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-    finally:
-        app_module.create_app = original
-        for built in made:
-            with built.app_context():
-                db.engine.dispose()
 
 
 class Hosted:
@@ -742,3 +722,336 @@ def test_the_api_works_through_the_rls_restricted_role_and_never_crosses_tenants
     assert hosted("tenants", "resume", tokens["a"][0]).exit_code == 0
     with hosted.app.app_context():
         db.session.remove()
+
+
+# --- the operator API -------------------------------------------------------------------------
+
+
+def operator_token(hosted: Hosted, name: str | None = None) -> str:
+    result = hosted("operator", "tokens", "create", name or slug("ops"))
+    assert result.exit_code == 0, result.output
+    return result.output.strip()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_operator_tokens_are_shown_once_stored_as_hashes_and_revocable(hosted):
+    import hashlib
+
+    name = slug("ops")
+    result = hosted("operator", "tokens", "create", name)
+    assert result.exit_code == 0, result.output
+    [raw] = result.output.split()  # only the token is printed
+    assert raw.startswith("clo_")
+    with hosted.admin.connect() as conn:
+        row = conn.execute(sa.text(
+            "SELECT token_hash, prefix FROM operator_tokens WHERE name = :n"), {"n": name}).one()
+        everything = conn.execute(sa.text("SELECT * FROM operator_tokens")).all()
+    assert row.token_hash == hashlib.sha256(raw.encode()).hexdigest()
+    assert raw[:10] == row.prefix and not any(raw in map(str, r) for r in everything)
+    again = hosted("operator", "tokens", "create", name)
+    assert again.exit_code == 1 and "already exists" in again.output
+
+    client = hosted.app.test_client()
+    assert client.get("/operator/api/v1/tenants", headers=bearer(raw)).status_code == 200
+    listed = hosted("operator", "tokens", "list")
+    assert f"{name}\t{row.prefix}..." in listed.output and "active" in listed.output
+    assert hosted("operator", "tokens", "revoke", name).exit_code == 0
+    refused = client.get("/operator/api/v1/tenants", headers=bearer(raw))
+    assert refused.status_code == 401 and refused.json["code"] == "unauthorized"
+    assert hosted("operator", "tokens", "revoke", "nonesuch").exit_code == 1
+
+
+def test_tenant_tokens_never_open_the_operator_api_nor_operator_tokens_the_tenant_api(hosted):
+    s = slug("k")
+    tenant_token = hosted.tenant(s, "--admin-email", f"admin@{s}.example"
+                                 ).strip().splitlines()[-1].split()[-1]
+    ops = operator_token(hosted)
+    client = hosted.app.test_client()
+    assert client.get("/api/v1/me", headers=bearer(tenant_token)).status_code == 200
+    assert client.get("/operator/api/v1/tenants", headers=bearer(ops)).status_code == 200
+    for path in ("/operator/api/v1/tenants", f"/operator/api/v1/tenants/{s}",
+                 "/operator/api/v1/plans"):
+        for headers in (bearer(tenant_token), {}, bearer("clo_" + "x" * 43)):
+            response = client.get(path, headers=headers)
+            assert response.status_code == 401, (path, headers, response.json)
+            assert "operator token" in response.json["message"]
+    for method in ("POST", "DELETE"):
+        response = client.open(f"/operator/api/v1/tenants/{s}/suspend" if method == "POST"
+                               else f"/operator/api/v1/tenants/{s}?force=true",
+                               method=method, headers=bearer(tenant_token))
+        assert response.status_code == 401
+    assert client.get("/api/v1/me", headers=bearer(tenant_token)).status_code == 200  # untouched
+    for path in ("/api/v1/me", "/api/v1/customers"):
+        response = client.get(path, headers=bearer(ops))
+        assert response.status_code == 401 and response.json["code"] == "unauthorized"
+
+
+def test_the_operator_api_runs_the_tenant_lifecycle_through_the_cli_services(hosted, tmp_path):
+    import io
+    import zipfile
+
+    ops = operator_token(hosted)
+    client = hosted.app.test_client()
+    plan = slug("basic")
+    assert hosted("plans", "create", plan, "--plugins", "operational",
+                  "--max-records", "10").exit_code == 0
+    s = slug("life")
+    created = client.post("/operator/api/v1/tenants", headers=bearer(ops), json={
+        "slug": s, "name": "Life Co", "plan": plan, "admin_email": f"boss@{s}.example"})
+    assert created.status_code == 201, created.json
+    body = created.json
+    assert body["tenant"]["slug"] == s and body["tenant"]["status"] == "active"
+    assert body["tenant"]["plugins"] == ["operational"] and body["admin"] == f"boss@{s}.example"
+    tenant_token = body["token"]
+    assert tenant_token.startswith("cla_") and len(body["password"]) >= 10
+    me = client.get("/api/v1/me", headers=bearer(tenant_token))
+    assert me.status_code == 200 and me.json["tenant"]["slug"] == s
+    assert client.post("/api/v1/customers", json={"first_name": "Kept"},
+                       headers=bearer(tenant_token)).status_code == 201
+    # the CLI sees what the API did, and the other way round
+    assert f"{s}\tactive\t{plan}\tLife Co" in hosted("tenants", "list").output
+    listed = client.get("/operator/api/v1/tenants", headers=bearer(ops)).json
+    assert [t["plan"] for t in listed if t["slug"] == s] == [plan]
+
+    suspended = client.post(f"/operator/api/v1/tenants/{s}/suspend", headers=bearer(ops))
+    assert suspended.status_code == 200 and suspended.json["status"] == "suspended"
+    refused = client.get("/api/v1/me", headers=bearer(tenant_token))
+    assert refused.status_code == 403 and "suspended" in refused.json["message"]
+    resumed = client.post(f"/operator/api/v1/tenants/{s}/resume", headers=bearer(ops))
+    assert resumed.json["status"] == "active"
+    assert client.get("/api/v1/me", headers=bearer(tenant_token)).status_code == 200
+
+    changed = client.put(f"/operator/api/v1/tenants/{s}/plan", headers=bearer(ops),
+                         json={"plan": None})
+    assert changed.status_code == 200 and changed.json["plan"] is None
+    assert {"operational", "prm", "analytical"} <= set(changed.json["plugins"])
+    assert client.put(f"/operator/api/v1/tenants/{s}/plan", headers=bearer(ops),
+                      json={"plan": plan}).json["plugins"] == ["operational"]
+    assert hosted("tenants", "plan", s, "none").exit_code == 0
+    assert client.get(f"/operator/api/v1/tenants/{s}",
+                      headers=bearer(ops)).json["plan"] is None
+
+    usage = client.get(f"/operator/api/v1/tenants/{s}/usage?days=3", headers=bearer(ops))
+    assert usage.status_code == 200, usage.json
+    [today] = usage.json
+    assert (today["tenant"], today["records"]) == (s, 1)
+
+    refused = client.delete(f"/operator/api/v1/tenants/{s}", headers=bearer(ops))
+    assert refused.status_code == 409 and "never been exported" in refused.json["message"]
+    exported = client.post(f"/operator/api/v1/tenants/{s}/export", headers=bearer(ops))
+    assert exported.status_code == 200 and exported.mimetype == "application/zip"
+    assert "attachment" in exported.headers["Content-Disposition"]
+    path = tmp_path / "life.zip"
+    path.write_bytes(exported.data)
+    manifest = archive.read_manifest(str(path))
+    assert manifest["tenant"]["slug"] == s
+    assert {t["name"]: t["rows"] for t in manifest["tables"]}["customers"] == 1
+    assert zipfile.is_zipfile(io.BytesIO(exported.data))
+    described = client.get(f"/operator/api/v1/tenants/{s}", headers=bearer(ops)).json
+    assert described["last_export"]["rows"] == sum(t["rows"] for t in manifest["tables"])
+
+    deleted = client.delete(f"/operator/api/v1/tenants/{s}", headers=bearer(ops))
+    assert deleted.status_code == 200, deleted.json
+    assert deleted.json["tables"]["customers"] == 1 and deleted.json["tables"]["tenants"] == 1
+    tenant_id = manifest["tenant"]["id"]
+    with hosted.admin.connect() as conn:
+        for table in tenant_tables(conn):
+            assert conn.exec_driver_sql(
+                f'SELECT count(*) FROM "{table}" WHERE tenant_id = %s', (tenant_id,)
+            ).scalar() == 0, table
+    assert client.get(f"/operator/api/v1/tenants/{s}", headers=bearer(ops)).status_code == 404
+    assert client.get("/api/v1/me", headers=bearer(tenant_token)).status_code == 401
+
+
+def test_the_operator_api_answers_clear_errors(hosted):
+    ops = operator_token(hosted)
+    client = hosted.app.test_client()
+    cases = [
+        ("POST", "/operator/api/v1/tenants", {"slug": "Not A Slug!"}, 422, "slug"),
+        ("POST", "/operator/api/v1/tenants", {}, 422, "slug"),
+        ("POST", "/operator/api/v1/tenants", {"slug": slug("x"), "plan": "nonesuch"}, 422,
+         "plan"),
+        ("POST", "/operator/api/v1/tenants", {"slug": slug("x"), "admin_email": "nope"}, 422,
+         "admin_email"),
+        ("GET", "/operator/api/v1/tenants/nonesuch", None, 404, None),
+        ("POST", "/operator/api/v1/tenants/nonesuch/suspend", None, 404, None),
+        ("PUT", "/operator/api/v1/tenants/nonesuch/plan", {"plan": None}, 404, None),
+        ("GET", "/operator/api/v1/tenants/nonesuch/usage", None, 404, None),
+        ("GET", "/operator/api/v1/nothing-here", None, 404, None),
+    ]
+    s = slug("e")
+    hosted.tenant(s)
+    cases += [
+        ("PUT", f"/operator/api/v1/tenants/{s}/plan", {"plan": "nonesuch"}, 422, "plan"),
+        ("PUT", f"/operator/api/v1/tenants/{s}/plan", {}, 422, "plan"),
+        ("GET", f"/operator/api/v1/tenants/{s}/usage?days=0", None, 422, "days"),
+        ("POST", "/operator/api/v1/tenants", {"slug": s}, 409, None),
+    ]
+    for method, path, body, status, field in cases:
+        response = client.open(path, method=method, json=body, headers=bearer(ops))
+        assert response.status_code == status, (method, path, body, response.json)
+        assert response.json["status"] == status and response.json["message"]
+        if field:
+            where = response.json["errors"].get("json") or response.json["errors"].get("query")
+            assert field in where, response.json
+    spec = client.get("/operator/api/v1/openapi.json")
+    assert spec.status_code == 200
+    assert "/operator/api/v1/tenants/{slug}/suspend" in spec.json["paths"]
+    tenant_spec = client.get("/api/v1/openapi.json").json
+    assert not any(p.startswith("/operator") for p in tenant_spec["paths"])
+
+
+# --- plugins outside the tenant's plan are invisible to it -----------------------------------
+
+
+def _concrete(rule) -> str:
+    """A URL for a Flask rule, every variable filled with something well-formed."""
+    import re
+
+    return re.sub(r"<(?:([a-z]+):)?([^>]+)>",
+                  lambda m: str(uuid.uuid4()) if m.group(1) == "uuid" else "x", rule.rule)
+
+
+def test_plugins_outside_the_plan_answer_404_and_leave_the_openapi_document(hosted):
+    plan = slug("analytics-only")
+    assert hosted("plans", "create", plan, "--plugins", "analytical").exit_code == 0
+    narrow, full = slug("narrow"), slug("full")
+    tokens = {}
+    for s, args in ((narrow, ("--plan", plan)), (full, ())):
+        output = hosted.tenant(s, "--admin-email", f"admin@{s}.example", *args)
+        tokens[s] = output.strip().splitlines()[-1].split()[-1]
+    app = hosted.app
+    ext = app.extensions["clientela"]
+    client = app.test_client()
+    hidden = {"operational", "prm", "collaborative", "tailormade"} & {
+        i.name for i in ext.plugins.enabled()}
+    assert "operational" in hidden
+    owners = ext.route_owners
+    # (public web routes, such as a web form's, find their tenant from a key themselves)
+    hidden_rules = [r for r in app.url_map.iter_rules() if r.rule.startswith("/api/v1/")
+                    and owners.get(r.endpoint.split(".")[0]) in hidden]
+    assert any("/deals" in r.rule for r in hidden_rules)
+    absent = client.get("/api/v1/no-such-resource", headers=bearer(tokens[narrow]))
+    assert absent.status_code == 404
+    for rule in hidden_rules:
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            response = client.open(_concrete(rule), method=method, json={},
+                                   headers=bearer(tokens[narrow]))
+            # exactly what a route that does not exist answers
+            assert (response.status_code, response.json) == (404, absent.json), (
+                method, rule.rule, response.json)
+    # the tenant whose plan has them uses them; core routes and the plan's plugin work
+    for s, status in ((full, 200), (narrow, 404)):
+        assert client.get("/api/v1/deals", headers=bearer(tokens[s])).status_code == status
+    assert client.get("/api/v1/customers", headers=bearer(tokens[narrow])).status_code == 200
+    analytical = [r for r in app.url_map.iter_rules()
+                  if owners.get(r.endpoint.split(".")[0]) == "analytical"
+                  and "GET" in r.methods and "<" not in r.rule]
+    assert analytical
+    assert client.get(analytical[0].rule,
+                      headers=bearer(tokens[narrow])).status_code != 404
+
+    def paths(headers) -> set[str]:
+        response = client.get("/api/v1/openapi.json", headers=headers)
+        assert response.status_code == 200
+        return set(response.json["paths"]), {t["name"] for t in response.json.get("tags", [])}
+
+    everything, all_tags = paths({})
+    mine, my_tags = paths(bearer(tokens[narrow]))
+    theirs, _ = paths(bearer(tokens[full]))
+    assert theirs == everything
+    hidden_paths = {p for p in everything if p.startswith(("/api/v1/deals", "/api/v1/leads"))}
+    assert hidden_paths and not hidden_paths & mine
+    assert "/api/v1/customers" in mine and analytical[0].rule in mine
+    assert mine < everything
+    hidden_tags = {name for name, owner in owners.items() if owner in hidden}
+    assert hidden_tags & all_tags and not hidden_tags & my_tags
+    assert client.get("/api/v1/openapi.json",
+                      headers=bearer("cla_wrong")).status_code == 401
+
+    # moving the tenant to a plan with them makes them appear, with no restart
+    assert hosted("tenants", "plan", narrow, "none").exit_code == 0
+    assert client.get("/api/v1/deals", headers=bearer(tokens[narrow])).status_code == 200
+    assert paths(bearer(tokens[narrow]))[0] == everything
+
+
+def test_hooks_of_plugins_outside_the_plan_are_not_called_for_the_tenant(hosted):
+    import json
+
+    plan = slug("analytics-only")
+    assert hosted("plans", "create", plan, "--plugins", "analytical").exit_code == 0
+    narrow, full = slug("narrow"), slug("full")
+    hosted.tenant(narrow, "--plan", plan, "--admin-email", f"a@{narrow}.example")
+    hosted.tenant(full, "--admin-email", f"a@{full}.example")
+    # operational's tenant-created hook makes a default pipeline: not for the narrow tenant
+    with hosted.admin.connect() as conn:
+        pipelines = {s: conn.execute(sa.text(
+            "SELECT count(*) FROM operational_pipelines p JOIN tenants t ON t.id = p.tenant_id "
+            "WHERE t.slug = :s"), {"s": s}).scalar() for s in (narrow, full)}
+    assert pipelines == {narrow: 0, full: 1}
+    # demo data comes only from the plugins of the plan
+    for s in (narrow, full):
+        assert hosted("--tenant", s, "demo").exit_code == 0
+    with hosted.admin.connect() as conn:
+        leads = {s: conn.execute(sa.text(
+            "SELECT count(*) FROM operational_leads l JOIN tenants t ON t.id = l.tenant_id "
+            "WHERE t.slug = :s"), {"s": s}).scalar() for s in (narrow, full)}
+        customers = {s: conn.execute(sa.text(
+            "SELECT count(*) FROM customers c JOIN tenants t ON t.id = c.tenant_id "
+            "WHERE t.slug = :s"), {"s": s}).scalar() for s in (narrow, full)}
+    assert leads[narrow] == 0 and leads[full] > 0
+    assert customers[narrow] > 0  # the core's demo data still loads
+    # the relay the core calls hooks through, inside each tenant's context
+    app = hosted.app
+    ext = app.extensions["clientela"]
+    with app.app_context():
+        for s, expected in ((narrow, False), (full, True)):
+            tenant = services.get_tenant(s)
+            with tenancy.tenant_context(tenant.id):
+                plugins = {impl.plugin_name for impl in
+                           ext.hook.clientela_tenant_created_precommit.get_hookimpls()}
+                assert ("operational" in plugins) is expected
+        # no tenant (start-up, operator work): every plugin
+        assert "operational" in {impl.plugin_name for impl in
+                                 ext.hook.clientela_tenant_created_precommit.get_hookimpls()}
+        db.session.remove()
+    rows = json.loads(hosted("--tenant", narrow, "plugins", "--json").output)
+    assert {r["name"] for r in rows if r["enabled"]} == {"core", "analytical"}
+    # nor its commands
+    assert hosted("--tenant", narrow, "warehouse", "status").exit_code == 0
+    plan_without = slug("ops-only")
+    assert hosted("plans", "create", plan_without, "--plugins", "operational").exit_code == 0
+    assert hosted("tenants", "plan", narrow, plan_without).exit_code == 0
+    refused = hosted("--tenant", narrow, "warehouse", "status")
+    assert refused.exit_code == 1
+    assert f"plugin 'analytical' is not enabled for tenant '{narrow}'" in refused.output
+
+
+def test_periodic_jobs_of_plugins_outside_the_plan_do_not_fire_for_the_tenant(hosted, redis_url):
+    import datetime as dt
+
+    from clientela.core import jobs
+
+    plan = slug("ops-only")
+    assert hosted("plans", "create", plan, "--plugins", "operational").exit_code == 0
+    narrow, full = slug("narrow"), slug("full")
+    hosted.tenant(narrow, "--plan", plan)
+    hosted.tenant(full)
+    app = hosted.app
+    queue = jobs.JobQueue(app, backend="redis", name=f"test_{uuid.uuid4().hex[:10]}")
+    assert queue.definitions["analytical.refresh_warehouse"].plugin == "analytical"
+    try:
+        # analytical's warehouse refresh is due at minute 7 of every hour
+        assert queue.fire_schedules(dt.datetime(2026, 11, 23, 19, 7, tzinfo=dt.timezone.utc))
+    finally:
+        queue.flush()
+    with hosted.admin.connect() as conn:
+        fired = {s: set(conn.execute(sa.text(
+            "SELECT j.name FROM jobs j JOIN tenants t ON t.id = j.tenant_id "
+            "WHERE t.slug = :s AND j.queue = :q"), {"s": s, "q": queue.name}).scalars())
+            for s in (narrow, full)}
+    assert "analytical.refresh_warehouse" in fired[full]
+    assert "analytical.refresh_warehouse" not in fired[narrow]

@@ -10,35 +10,12 @@ import zipfile
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from click.testing import CliRunner
 
-from clientela.cli import cli
 from clientela.core import archive, migrations, services, tenancy
 from clientela.core.app import create_app
 from clientela.core.db import db
 from clientela.core.models import Customer, Interaction
-
-
-def invoke_cli(args, env):
-    """Run ``clientela`` in-process, then close the database connections of the app it built
-    (the PostgreSQL server is shared with parallel test workers)."""
-    import clientela.core.app as app_module
-
-    made = []
-    original = app_module.create_app
-
-    def tracking(*a, **k):
-        made.append(original(*a, **k))
-        return made[-1]
-
-    app_module.create_app = tracking
-    try:
-        return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-    finally:
-        app_module.create_app = original
-        for built in made:
-            with built.app_context():
-                db.engine.dispose()
+from clientela.testing import invoke_cli
 
 
 class Instance:
@@ -395,3 +372,11 @@ def test_plugins_for_the_one_tenant_are_every_enabled_plugin(make_instance):
     result = instance("--tenant", "other", "plugins", "--json")
     assert result.exit_code == 1 and "has one tenant ('default'), not 'other'" in result.output
 
+
+
+def test_there_is_no_operator_api_on_premise(app, client):
+    for path in ("/operator/api/v1/tenants", "/operator/api/v1/openapi.json"):
+        response = client.get(path, headers={"Authorization": "Bearer clo_x"})
+        assert response.status_code == 404 and response.json["status"] == 404
+    if app.config["PROFILE"] == "onprem":
+        assert "operator" not in app.extensions["clientela"].commands

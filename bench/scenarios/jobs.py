@@ -18,7 +18,9 @@ DESCRIPTION = (
     "end, jobs/s. Rows: the embedded set-up (SQLite queue, SQLite database) and the hosted "
     "one (Redis queue, PostgreSQL database; SQLite if no server) each vs raw Huey on the "
     "same queue without our tracking layer (no Job rows, no tenant context); and Redis vs "
-    "the SQLite queue, both over a SQLite database (ours = Redis, baseline = SQLite queue)"
+    "the SQLite queue, both over a SQLite database (ours = Redis, baseline = SQLite queue); "
+    "and the API's p95 (GET one customer, gunicorn, PostgreSQL) while a consumer runs a "
+    "steady stream of jobs that read customers, vs with no jobs running"
 )
 DEFAULT_SIZE = 2_000
 DEFAULT_REPEATS = 3
@@ -189,4 +191,127 @@ def run(size: int, repeats: int) -> list[dict]:
         else:
             rows.append(harness.result(NAME, "jobs/s, Redis", "jobs/s", None, None, "", "runs",
                                        None, note=f"Redis unreachable: {redis_missing}"))
+    if pg_missing is None:
+        rows.extend(api_under_job_load(size, repeats))
+    else:
+        rows.append(harness.result(NAME, "API p95 with vs without a job load", "ms", None,
+                                   None, "", "report only", None,
+                                   note=f"PostgreSQL unreachable: {pg_missing}"))
     return rows
+
+
+# --- API latency while jobs run ----------------------------------------------------------
+
+API_CONNECTIONS = 8
+API_DURATION = 5.0
+API_WARMUP = 1.0
+API_CUSTOMERS = 10_000
+BACKLOG = 200  # jobs kept waiting while the API is measured
+
+
+def read_customers(n: int) -> None:
+    """A job that does what most jobs do: read the tenant's rows (RLS/ORM scoping apply)."""
+    from clientela.core.db import db
+    from clientela.core.models import Customer
+
+    db.session.execute(db.select(Customer).order_by(Customer.updated_at.desc()).limit(25)
+                       ).scalars().all()
+    COUNTER.hit()
+
+
+class _Feeder(threading.Thread):
+    """Keeps about ``BACKLOG`` jobs waiting, through ``jobs.enqueue`` in the tenant's context."""
+
+    def __init__(self, app, tenant_id) -> None:
+        super().__init__(daemon=True)
+        self.app, self.tenant_id = app, tenant_id
+        self.stopping = threading.Event()
+        self.sent = 0
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        from clientela.core import jobs, tenancy
+        from clientela.core.db import db
+
+        try:
+            with self.app.app_context(), tenancy.tenant_context(self.tenant_id):
+                while not self.stopping.is_set():
+                    if self.sent - COUNTER.count < BACKLOG:
+                        db.session.execute(db.select(1))
+                        for _ in range(50):
+                            jobs.enqueue("bench.read_customers", self.sent)
+                            self.sent += 1
+                        db.session.commit()
+                    else:
+                        time.sleep(0.02)
+                db.session.remove()
+        except Exception as exc:  # noqa: BLE001 - reported by the scenario
+            self.error = exc
+
+
+def api_under_job_load(size: int, repeats: int) -> list[dict]:
+    """p95 of ``GET /api/v1/customers/<id>`` (gunicorn, 2 workers, PostgreSQL) while a
+    consumer of WORKERS threads runs a steady stream of jobs, vs the same with no jobs."""
+    from bench.scenarios import api
+
+    from clientela.core import jobs
+    from clientela.core.app import create_app
+    from clientela.core.db import db
+
+    backend = "redis" if redis_problem() is None else "sqlite"
+    with tempfile.TemporaryDirectory() as home, harness.postgres_database("jobs_api") as url:
+        env = {**harness.python_env(), "CLIENTELA_PROFILE": "onprem", "CLIENTELA_HOME": home,
+               "DATABASE_URL": url}
+        api._clientela(["init", "--admin-email", api.ADMIN_EMAIL, "--admin-password",
+                        api.ADMIN_PASSWORD], env)
+        token = api._clientela(["tokens", "create", "--email", api.ADMIN_EMAIL], env).strip()
+        ids, tenant_id = api._seed(url, home, API_CUSTOMERS)
+        requests = api._requests("get", token, ids)
+        app = create_app("onprem", DATABASE_URL=url, HOME=home, SECRET_KEY="bench",
+                         REDIS_URL=REDIS_URL, JOBS_POLL_SECONDS=0.2)
+        done: list[int] = []
+        feeder_errors: list[str] = []
+        with harness.gunicorn("clientela.core.app:create_app()", env, ready_path="/healthz"
+                              ) as port, app.app_context():
+            def with_jobs():
+                queue = jobs.JobQueue(app, backend=backend,
+                                      name=f"bench_{uuid.uuid4().hex[:10]}", collect=False)
+                queue.register(read_customers, name="bench.read_customers")
+                app.extensions[jobs.EXTENSION] = queue
+                consumer = queue.start(workers=WORKERS, periodic=False)
+                COUNTER.reset(10**12)
+                feeder = _Feeder(app, uuid.UUID(tenant_id))
+                feeder.start()
+                try:
+                    report = harness.load(port, requests, API_CONNECTIONS, API_DURATION,
+                                          API_WARMUP)
+                finally:
+                    feeder.stopping.set()
+                    feeder.join(30)
+                    consumer.stop(graceful=True)
+                    queue.flush()
+                    app.extensions.pop(jobs.EXTENSION, None)
+                    done.append(COUNTER.count)
+                if feeder.error is not None:
+                    feeder_errors.append(f"{type(feeder.error).__name__}: {feeder.error}")
+                return report
+
+            def without_jobs():
+                return harness.load(port, requests, API_CONNECTIONS, API_DURATION, API_WARMUP)
+
+            loaded, idle = harness.alternate(with_jobs, without_jobs, repeats)
+            db.session.remove()
+            db.engine.dispose()
+    o_p95 = harness.median(r["p95_ms"] for r in loaded)
+    b_p95 = harness.median(r["p95_ms"] for r in idle)
+    seconds = API_WARMUP + API_DURATION
+    errors = sum(r["errors"] for r in loaded) + sum(r["errors"] for r in idle)
+    note = (f"{harness.median(done) / seconds:.0f} jobs/s ran meanwhile ({backend} queue, "
+            f"{WORKERS} threads, each job reads 25 customers); rps "
+            f"{harness.median(r['rps'] for r in loaded):.0f} vs "
+            f"{harness.median(r['rps'] for r in idle):.0f}; {errors} HTTP errors")
+    if feeder_errors:
+        note += f"; enqueueing failed: {feeder_errors[0]}"
+    return [harness.result(
+        NAME, f"API p95, GET one customer @{API_CONNECTIONS}, with vs without a job load",
+        "ms", o_p95, b_p95, "no jobs running", "report only", None, note=note)]

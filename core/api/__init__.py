@@ -99,6 +99,50 @@ def init_app(app: Flask) -> Api:
     return api
 
 
+def scope_openapi(app: Flask) -> None:
+    """Serve each tenant the OpenAPI document of what it may use.
+
+    ``GET /api/v1/openapi.json`` stays public. Where plugins are enabled per tenant
+    (hosted plans), a request that carries a credential gets the document without the
+    paths and tags of the plugins hidden from its tenant.
+    """
+    endpoint = "api-docs.openapi_json"
+    view = app.view_functions.get(endpoint)
+    ext = app.extensions["clientela"]
+    if view is None or not ext.profile.plugins_per_tenant:
+        return
+
+    def openapi_json():
+        from flask import g
+
+        from clientela.core.api.auth import authenticate_credentials
+
+        if not authenticate_credentials():
+            return view()
+        hidden = ext.hidden_plugins(g.tenant)
+        if not hidden:
+            return view()
+        tags = {name for name, owner in ext.route_owners.items() if owner in hidden}
+        return jsonify(without_tags(ext.api.spec.to_dict(), tags))
+
+    app.view_functions[endpoint] = openapi_json
+
+
+def without_tags(spec: dict, tags: set[str]) -> dict:
+    """``spec`` without the operations tagged with any of ``tags`` (flask-smorest tags each
+    operation with its blueprint's name), without paths left empty, and without the tags."""
+    paths = {}
+    for path, item in spec.get("paths", {}).items():
+        kept = {key: op for key, op in item.items()
+                if not (isinstance(op, dict) and set(op.get("tags", ())) & tags)}
+        if any(isinstance(op, dict) and "responses" in op for op in kept.values()):
+            paths[path] = kept
+    result = {**spec, "paths": paths}
+    if "tags" in spec:
+        result["tags"] = [t for t in spec["tags"] if t.get("name") not in tags]
+    return result
+
+
 def _refuse_nul_characters() -> None:
     """PostgreSQL cannot store NUL in text; refuse it up front with a clear 422."""
     if not _is_api():

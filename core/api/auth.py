@@ -17,6 +17,7 @@ from flask import Flask, current_app, g, request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits import parse
+from werkzeug.exceptions import NotFound as RouteNotFound
 
 from clientela.core import access, services, tenancy
 from clientela.core.db import db, utcnow
@@ -76,7 +77,13 @@ def _activate(tenant_id, user: User, via: str) -> None:
     g._actor_token = tenancy._actor.set(user.id)
     g._origin_token = tenancy._origin.set("api")
     g.principal = access.principal_for(user, via)
-    current_app.extensions["clientela"].profile.request_authenticated(tenant, g.principal)
+    ext = current_app.extensions["clientela"]
+    ext.profile.request_authenticated(tenant, g.principal)
+    if ext.profile.plugins_per_tenant and request.blueprints:
+        owner = ext.route_owners.get(request.blueprints[-1])
+        if owner is not None and owner in ext.hidden_plugins(tenant):
+            # a plugin outside the tenant's plan: as if the route did not exist
+            raise RouteNotFound()
 
 
 def authenticate() -> None:
@@ -86,6 +93,14 @@ def authenticate() -> None:
         return
     if _public_view():
         return
+    if not authenticate_credentials():
+        raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")
+
+
+def authenticate_credentials() -> bool:
+    """Authenticate the request's token or session, if it carries one (``False`` if none);
+    a wrong credential raises. Public routes that answer per tenant (the OpenAPI document)
+    call it themselves."""
     raw = _bearer()
     if raw is not None:
         found = services.authenticate_token(raw)
@@ -97,7 +112,7 @@ def authenticate() -> None:
         if token.last_used_at is None or utcnow() - token.last_used_at > TOUCH_INTERVAL:
             token.last_used_at = utcnow()  # at most every few minutes: no write per request
             db.session.commit()
-        return
+        return True
     if session.get("user_id") and session.get("tenant_id"):
         import uuid
 
@@ -114,8 +129,8 @@ def authenticate() -> None:
             if not hmac.compare_digest(sent, session.get("csrf", "")):
                 raise Forbidden("missing or wrong X-CSRF-Token header for a session request")
         _activate(tenant_id, user, "session")
-        return
-    raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")
+        return True
+    return False
 
 
 def release(exc=None) -> None:

@@ -11,7 +11,7 @@ from clientela.core.models.customer import (
 from clientela.core.models.entity import Entity, tenant_fk
 from clientela.core.models.import_mapping import ImportMapping
 from clientela.core.models.job import JOB_STATUSES, Job
-from clientela.core.models.plan import Plan, TenantUsage
+from clientela.core.models.plan import OperatorToken, Plan, TenantUsage
 from clientela.core.models.tenant import Tenant
 from clientela.core.models.user import ApiToken, Role, User
 
@@ -27,6 +27,7 @@ __all__ = [
     "JOB_STATUSES",
     "Job",
     "LIFECYCLE_STAGES",
+    "OperatorToken",
     "Plan",
     "Role",
     "Tenant",

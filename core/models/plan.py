@@ -1,4 +1,5 @@
-"""``Plan`` (shared) and ``TenantUsage`` (per tenant, per day): what the hosted profile sells and bills.
+"""``Plan`` (shared) and ``TenantUsage`` (per tenant, per day): what the hosted profile sells and
+bills; ``OperatorToken`` (shared): the credentials of the hosted operator API.
 
 The tables belong to the core's migrations (revision ``0005_hosted``) so that the schema
 is the same under both profiles; only the hosted profile reads and writes them.
@@ -15,7 +16,7 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from clientela.core.db import Base, utcnow
+from clientela.core.db import Base, new_id, utcnow
 
 
 class Plan(Base):
@@ -54,4 +55,26 @@ class TenantUsage(Base):
         return f"<TenantUsage {self.tenant_id} {self.day}>"
 
 
-__all__ = ["Plan", "TenantUsage"]
+class OperatorToken(Base):
+    """A token of the hosted operator API (``/operator/api/v1``), not of any tenant.
+
+    Only its SHA-256 hash is stored; the token is shown once. Tenant API tokens
+    (``api_tokens``) and operator tokens are separate kinds with separate prefixes and
+    tables: neither is ever accepted where the other is.
+    """
+
+    __tablename__ = "operator_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    prefix: Mapped[str] = mapped_column(sa.String(16))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+
+    def __repr__(self) -> str:
+        return f"<OperatorToken {self.name}>"
+
+
+__all__ = ["OperatorToken", "Plan", "TenantUsage"]

@@ -18,6 +18,7 @@ from clientela.core.profile import Profile
 
 class HostedProfile(Profile):
     name = "hosted"
+    plugins_per_tenant = True
 
     def configure(self, app: Flask) -> None:
         url = app.config.get("SQLALCHEMY_DATABASE_URI")
@@ -34,11 +35,12 @@ class HostedProfile(Profile):
             raise ConfigurationError("the hosted profile needs CLIENTELA_SECRET_KEY")
 
     def init_app(self, app: Flask) -> None:
-        from clientela.deployments.hosted import rls
+        from clientela.deployments.hosted import operator, rls
 
         with app.app_context():
             rls.install(db.engine)
         _install_quota_listeners()
+        operator.init_app(app)
 
     def after_upgrade(self, app: Flask, connection: sa.Connection) -> None:
         from clientela.deployments.hosted import rls

@@ -15,7 +15,7 @@ from clientela.deployments.hosted import services as hosted
 
 @click.group("tenants")
 def tenants_group():
-    """Tenant lifecycle (operator): create, list, suspend, resume, export, delete, usage."""
+    """Tenant lifecycle (operator): create, list, suspend, resume, plan, export, delete, usage."""
 
 
 @tenants_group.command("create")
@@ -60,6 +60,15 @@ def tenants_resume(slug: str):
     """Let a suspended tenant work again."""
     hosted.resume_tenant(slug)
     click.echo(f"tenant '{slug}' active")
+
+
+@tenants_group.command("plan")
+@click.argument("slug")
+@click.argument("plan")
+def tenants_plan(slug: str, plan: str):
+    """Move a tenant to PLAN ('none': no plan, every plugin, no quotas)."""
+    tenant = hosted.change_plan(slug, None if plan == "none" else plan)
+    click.echo(f"tenant '{slug}' is on plan {tenant.plan or '(none)'}")
 
 
 @tenants_group.command("export")
@@ -143,6 +152,41 @@ def plans_list():
                    f"storage={plan.max_storage_bytes or '-'}")
 
 
+@click.group("operator")
+def operator_group():
+    """The operator API (/operator/api/v1): its tokens."""
+
+
+@operator_group.group("tokens")
+def operator_tokens_group():
+    """Operator tokens: they belong to no tenant and work only on /operator/api/v1."""
+
+
+@operator_tokens_group.command("create")
+@click.argument("name")
+def operator_tokens_create(name: str):
+    """Create an operator token called NAME and print it (only the token, shown once)."""
+    _, raw = hosted.create_operator_token(name)
+    click.echo(raw)
+
+
+@operator_tokens_group.command("list")
+def operator_tokens_list():
+    """List operator tokens (name, prefix, created, last used, revoked)."""
+    for token in hosted.list_operator_tokens():
+        click.echo(f"{token.name}\t{token.prefix}...\t{token.created_at:%Y-%m-%d %H:%M}\t"
+                   f"used={token.last_used_at or '-'}\t"
+                   f"{'revoked' if token.revoked_at else 'active'}")
+
+
+@operator_tokens_group.command("revoke")
+@click.argument("name")
+def operator_tokens_revoke(name: str):
+    """Revoke the operator token NAME: it stops working at once."""
+    hosted.revoke_operator_token(name)
+    click.echo(f"operator token '{name}' revoked")
+
+
 @click.group("hosted")
 def hosted_group():
     """Hosted operations: database roles."""
@@ -174,6 +218,6 @@ def setup_roles(owner, app_role, owner_password, app_password, admin_url):
         click.echo(f"{label}: {shown.render_as_string(hide_password=True)}")
 
 
-COMMANDS = [tenants_group, plans_group, hosted_group]
+COMMANDS = [tenants_group, plans_group, operator_group, hosted_group]
 
 __all__ = ["COMMANDS"]

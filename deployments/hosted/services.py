@@ -1,7 +1,8 @@
 """The hosted operator's business functions: plans, tenant lifecycle, quotas and usage.
 
-They take plain arguments and need no request, so the CLI today and the operator API
-later call the same code. Functions that change data commit.
+They take plain arguments and need no request, so the CLI (``clientela tenants ...``) and
+the operator API (``/operator/api/v1``) call the same code. Functions that change data
+commit.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from flask import current_app
 from clientela.core import archive, services, tenancy
 from clientela.core.db import db, utcnow
 from clientela.core.errors import Conflict, Forbidden, NotFound, ValidationError
-from clientela.core.models import Customer, Plan, Tenant, TenantUsage
+from clientela.core.models import Customer, OperatorToken, Plan, Tenant, TenantUsage
 
 #: where a tenant's files live (warehouse, uploads): ``$CLIENTELA_HOME/tenants/<id>/``
 TENANT_FILES = "tenants"
@@ -135,6 +136,19 @@ def provision_tenant(slug: str, *, name: str | None = None, plan: str | None = N
             db.session.commit()
         result.update(admin=email, password=password, token=token)
     return result
+
+
+def change_plan(slug: str, plan: str | None) -> Tenant:
+    """Move the tenant to ``plan`` (``None``: no plan, every plugin, no quota). Commits.
+
+    The plugins and quotas of the new plan apply from the tenant's next request; data of
+    plugins the new plan leaves out is kept (hidden, not deleted).
+    """
+    get_plan(plan)
+    tenant = services.get_tenant(slug)
+    tenant.plan = plan
+    db.session.commit()
+    return tenant
 
 
 def list_tenants() -> list[Tenant]:
@@ -262,6 +276,58 @@ def _tables_with_tenant_id(conn: sa.Connection) -> set[str]:
     }
 
 
+# --- operator tokens ---------------------------------------------------------------
+
+
+def create_operator_token(name: str) -> tuple[OperatorToken, str]:
+    """A new token of the operator API; returns the row and the token (shown once). Commits.
+
+    Operator tokens are a kind of their own (prefix ``clo_``, table ``operator_tokens``):
+    they belong to no tenant and are never accepted by ``/api/v1``, as tenant tokens are
+    never accepted by ``/operator/api/v1``.
+    """
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise ValidationError({"name": ["give the token a name of 1-100 characters"]})
+    if db.session.execute(db.select(OperatorToken.id).where(OperatorToken.name == name)).first():
+        raise Conflict(f"operator token '{name}' already exists")
+    raw = services.security.generate_token(services.security.OPERATOR_TOKEN_PREFIX)
+    token = OperatorToken(name=name, prefix=services.security.token_display_prefix(raw),
+                          token_hash=services.security.hash_token(raw))
+    db.session.add(token)
+    db.session.commit()
+    return token, raw
+
+
+def list_operator_tokens() -> list[OperatorToken]:
+    return list(db.session.execute(
+        db.select(OperatorToken).order_by(OperatorToken.name)).scalars())
+
+
+def revoke_operator_token(name: str) -> OperatorToken:
+    """Revoke the operator token called ``name``: it stops working at once. Commits."""
+    token = db.session.execute(
+        db.select(OperatorToken).where(OperatorToken.name == name)).scalar_one_or_none()
+    if token is None:
+        raise NotFound(f"no operator token '{name}'")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        db.session.commit()
+    return token
+
+
+def authenticate_operator_token(raw: str | None) -> OperatorToken | None:
+    """The live operator token presented as ``raw``, or ``None`` (unknown, revoked, or
+    not an operator token at all, e.g. a tenant's API token)."""
+    if not raw or not raw.startswith(services.security.OPERATOR_TOKEN_PREFIX):
+        return None
+    token = db.session.execute(db.select(OperatorToken).where(
+        OperatorToken.token_hash == services.security.hash_token(raw))).scalar_one_or_none()
+    if token is None or token.revoked_at is not None:
+        return None
+    return token
+
+
 # --- quotas ----------------------------------------------------------------------
 
 
@@ -375,6 +441,11 @@ def usage_report(slug: str | None = None, days: int = 1) -> list[dict[str, Any]]
 
 
 __all__ = [
+    "authenticate_operator_token",
+    "change_plan",
+    "create_operator_token",
+    "list_operator_tokens",
+    "revoke_operator_token",
     "check_record_quota",
     "check_storage_quota",
     "collect_usage",
