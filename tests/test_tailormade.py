@@ -570,7 +570,8 @@ def test_erasure_redacts_delivery_payloads_and_export_lists_them(app, api, recei
     assert len(exported["plugins"]["webhook_deliveries"]) == 2
     erased = api.post(f"/api/v1/customers/{customer['id']}/erase")
     assert erased.status_code == 200, erased.json
-    assert erased.json["plugins"]["tailormade"] == {"webhook_deliveries_redacted": 2}
+    assert erased.json["plugins"]["tailormade"] == {"webhook_deliveries_redacted": 2,
+                                                    "custom_records_anonymised": 0}
     log = api.get(f"/api/v1/webhooks/{webhook['id']}/deliveries").json
     about = [d for d in log if d["payload"] == {"redacted": "erased"}]
     assert len(about) == 2

@@ -11,6 +11,8 @@ PERMISSIONS = {
     "customization:write": "define, change and remove custom fields",
     "webhooks:read": "see webhooks and their delivery log",
     "webhooks:write": "create, change and delete webhooks",
+    "custom_objects:read": "see the records of custom objects",
+    "custom_objects:write": "create, change and delete records of custom objects",
 }
 
 
@@ -45,6 +47,11 @@ def clientela_roles(register):
     # everyone who writes records needs to know the fields they may fill
     for role in ("manager", "sales", "marketing", "service", "analyst"):
         register(role, ["customization:read"])
+    # records of custom objects: like customers, owned, with the record scope
+    register("manager", ["custom_objects:read", "custom_objects:write"])
+    for role in ("sales", "marketing", "service"):
+        register(role, [("custom_objects:read", "all"), ("custom_objects:write", "own")])
+    register("analyst", ["custom_objects:read"])
 
 
 @hookimpl
@@ -98,14 +105,23 @@ def clientela_attribute_types(entity_type):
 
 
 @hookimpl
-def clientela_customer_export(customer):
-    from clientela.plugins.tailormade import webhooks
+def clientela_customer_profile(customer):
+    from clientela.plugins.tailormade import custom_objects
 
-    return webhooks.export_for(customer)
+    return custom_objects.profile_section(customer)
+
+
+@hookimpl
+def clientela_customer_export(customer):
+    from clientela.plugins.tailormade import custom_objects, webhooks
+
+    exported = {**(webhooks.export_for(customer) or {}),
+                **(custom_objects.export_for(customer) or {})}
+    return exported or None
 
 
 @hookimpl
 def clientela_customer_erase(customer):
-    from clientela.plugins.tailormade import webhooks
+    from clientela.plugins.tailormade import custom_objects, webhooks
 
-    return webhooks.erase_for(customer)
+    return {**webhooks.erase_for(customer), **custom_objects.erase_for(customer)}

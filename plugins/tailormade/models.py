@@ -101,4 +101,40 @@ class WebhookDelivery(Entity):
     )
 
 
-MODELS = (CustomField, Webhook, WebhookDelivery)
+class CustomObject(Entity):
+    """A tenant-defined record type (``vehicle``, ``contract``…); its fields are custom
+    fields of entity type ``custom:<key>``, its records ``CustomRecord`` rows."""
+
+    __tablename__ = "tailormade_custom_objects"
+
+    key: Mapped[str] = mapped_column(sa.String(40))
+    label: Mapped[str] = mapped_column(sa.String(200), default="")
+    plural_label: Mapped[str] = mapped_column(sa.String(200), default="")
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "key"),)
+
+
+class CustomRecord(Entity):
+    """One record of a custom object: a title, optional links to a customer and an owner,
+    and the object's field values in ``attributes`` (no table per object: no DDL)."""
+
+    __tablename__ = "tailormade_custom_records"
+
+    object_id: Mapped[uuid.UUID]
+    title: Mapped[str] = mapped_column(sa.String(300))
+    customer_id: Mapped[uuid.UUID | None]
+    owner_id: Mapped[uuid.UUID | None]
+
+    __table_args__ = (
+        tenant_fk("object_id", "tailormade_custom_objects", ondelete="CASCADE"),
+        tenant_fk("customer_id", "customers", ondelete="CASCADE"),
+        tenant_fk("owner_id", "users"),
+        sa.Index("ix_tailormade_custom_records_tenant_object_title", "tenant_id", "object_id",
+                 "title"),
+        sa.Index("ix_tailormade_custom_records_tenant_customer", "tenant_id", "customer_id"),
+        sa.Index("ix_tailormade_custom_records_tenant_owner", "tenant_id", "owner_id"),
+    )
+
+
+MODELS = (CustomField, Webhook, WebhookDelivery, CustomObject, CustomRecord)

@@ -139,3 +139,52 @@ class Delivery(Schema):
     created_at = fields.DateTime()
     last_attempt_at = fields.DateTime(allow_none=True)
     delivered_at = fields.DateTime(allow_none=True)
+
+
+class CustomObjectUpdate(Schema):
+    label = fields.String(validate=validate.Length(max=200))
+    plural_label = fields.String(validate=validate.Length(max=200))
+    description = fields.String(validate=validate.Length(max=5000))
+
+
+class CustomObjectInput(CustomObjectUpdate):
+    key = fields.String(required=True, validate=validate.Length(min=1, max=40), metadata={
+        "description": "the object's name in URLs (/api/v1/custom/<key>) and in the entity "
+                       "type of its fields (custom:<key>); cannot change"})
+
+
+class CustomObject(CustomObjectInput):
+    id = fields.UUID(dump_only=True)
+    entity_type = fields.Function(lambda obj: f"custom:{obj.key}", dump_only=True, metadata={
+        "description": "the entity_type of its custom fields"})
+    created_at = fields.DateTime(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+
+
+class RecordUpdate(Schema):
+    title = fields.String(validate=validate.Length(min=1, max=300))
+    customer_id = fields.UUID(allow_none=True, metadata={
+        "description": "the customer the record belongs to (its 360° view, export, erasure)"})
+    owner_id = fields.UUID(allow_none=True)
+    attributes = fields.Dict(keys=fields.String(), metadata={
+        "description": "the values of the object's custom fields; on update merged, a null "
+                       "removes a key"})
+
+
+class RecordInput(RecordUpdate):
+    title = fields.String(required=True, validate=validate.Length(min=1, max=300))
+
+
+class Record(RecordInput):
+    id = fields.UUID(dump_only=True)
+    object_id = fields.UUID(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+    created_by = fields.UUID(dump_only=True, allow_none=True)
+
+
+class RecordQuery(Schema):
+    q = fields.String(metadata={"description": "a text the title contains"})
+    customer_id = fields.UUID()
+    owner_id = fields.UUID()
+    sort = fields.String(metadata={"description": "e.g. `title`, `-updated_at`, `attr.<key>`"})
