@@ -14,7 +14,13 @@ from flask import request
 
 from clientela.core.customers import attribute_filters, paginated
 from clientela.core.db import db
-from clientela.plugins.tailormade import custom_fields, custom_objects, schemas, webhooks
+from clientela.plugins.tailormade import (
+    automations,
+    custom_fields,
+    custom_objects,
+    schemas,
+    webhooks,
+)
 
 fields_blp = Blueprint("custom-fields", __name__, url_prefix="/custom-fields",
                        description="Custom fields of customers, interactions and every "
@@ -243,4 +249,68 @@ class RecordById(MethodView):
         db.session.commit()
 
 
-BLUEPRINTS = [fields_blp, webhooks_blp, objects_blp, records_blp]
+automations_blp = Blueprint("automations", __name__, url_prefix="/automations",
+                            description="Automation rules: when, if, do; and their log")
+
+
+@automations_blp.route("")
+class Automations(MethodView):
+    @automations_blp.response(200, schemas.Rule(many=True))
+    def get(self):
+        """The tenant's automation rules."""
+        return automations.list_rules(current_principal())
+
+    @automations_blp.arguments(schemas.RuleInput)
+    @automations_blp.response(201, schemas.Rule)
+    def post(self, data):
+        """Create a rule (``automations:write``)."""
+        rule = automations.create_rule(current_principal(), data)
+        db.session.commit()
+        return rule
+
+
+@automations_blp.route("/actions")
+class AutomationActions(MethodView):
+    @automations_blp.response(200, schemas.ActionDescription(many=True))
+    def get(self):
+        """The actions rules may use: this plugin's and those other plugins register."""
+        from clientela.core.access import require
+
+        require(current_principal(), "automations:read")
+        return [action.as_dict() for _, action in sorted(automations.actions().items())]
+
+
+@automations_blp.route("/<uuid:rule_id>")
+class AutomationById(MethodView):
+    @automations_blp.response(200, schemas.Rule)
+    def get(self, rule_id: uuid.UUID):
+        """One rule."""
+        return automations.get_rule(current_principal(), rule_id)
+
+    @automations_blp.arguments(schemas.RuleUpdate)
+    @automations_blp.response(200, schemas.Rule)
+    def patch(self, data, rule_id: uuid.UUID):
+        """Change a rule, or switch it off and on (``active``)."""
+        rule = automations.update_rule(current_principal(), rule_id, data)
+        db.session.commit()
+        return rule
+
+    @automations_blp.response(204)
+    def delete(self, rule_id: uuid.UUID):
+        """Delete a rule and its execution log."""
+        automations.delete_rule(current_principal(), rule_id)
+        db.session.commit()
+
+
+@automations_blp.route("/<uuid:rule_id>/runs")
+class AutomationRuns(MethodView):
+    @automations_blp.arguments(schemas.RunQuery, location="query")
+    @automations_blp.response(200, schemas.Run(many=True))
+    @automations_blp.paginate()
+    def get(self, args, pagination_parameters, rule_id: uuid.UUID):
+        """The rule's execution log, newest first."""
+        stmt = automations.runs_query(current_principal(), rule_id, args.get("status"))
+        return paginated(stmt, pagination_parameters)
+
+
+BLUEPRINTS = [fields_blp, webhooks_blp, objects_blp, records_blp, automations_blp]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from clientela.plugins.tailormade.models import DELIVERY_STATUSES, FIELD_TYPES
+from clientela.plugins.tailormade.models import DELIVERY_STATUSES, FIELD_TYPES, RUN_STATUSES, TRIGGERS
 
 
 class CustomFieldUpdate(Schema):
@@ -188,3 +188,65 @@ class RecordQuery(Schema):
     customer_id = fields.UUID()
     owner_id = fields.UUID()
     sort = fields.String(metadata={"description": "e.g. `title`, `-updated_at`, `attr.<key>`"})
+
+
+class RuleUpdate(Schema):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    description = fields.String(validate=validate.Length(max=5000))
+    active = fields.Boolean()
+    trigger = fields.String(validate=validate.OneOf(TRIGGERS), metadata={
+        "description": "created, updated, stage_changed, interaction_recorded, date_reached"})
+    entity_type = fields.String(validate=validate.Length(min=1, max=63), metadata={
+        "description": "customers, interactions, operational_deals, custom:<key>…"})
+    trigger_field = fields.String(allow_none=True, validate=validate.Length(max=100), metadata={
+        "description": "updated: only when this field changes; date_reached: the date field; "
+                       "stage_changed: the stage column if not stage/stage_id"})
+    offset_days = fields.Integer(validate=validate.Range(min=-3650, max=3650), metadata={
+        "description": "date_reached: fire this many days after the date (negative: before)"})
+    conditions = fields.Dict(metadata={
+        "description": '{"all"|"any": [{"field": "attributes.tier", "op": "eq", '
+                       '"value": "gold"}, ...]}; ops: eq, ne, gt, gte, lt, lte, contains, in, '
+                       "empty, not_empty, changed"})
+    actions = fields.List(fields.Dict(), validate=validate.Length(min=1, max=20), metadata={
+        "description": '[{"type": "set_field", "params": {"field": "stage", "value": '
+                       '"customer"}}, ...]; GET /automations/actions lists the types'})
+
+
+class RuleInput(RuleUpdate):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    trigger = fields.String(required=True, validate=validate.OneOf(TRIGGERS))
+    entity_type = fields.String(load_default="customers",
+                                validate=validate.Length(min=1, max=63))
+    actions = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1, max=20))
+
+
+class Rule(RuleInput):
+    id = fields.UUID(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+
+
+class ActionDescription(Schema):
+    key = fields.String()
+    label = fields.String()
+    params = fields.Dict(keys=fields.String(), values=fields.String())
+    plugin = fields.String()
+
+
+class RunQuery(Schema):
+    status = fields.String(validate=validate.OneOf(RUN_STATUSES))
+
+
+class Run(Schema):
+    id = fields.UUID()
+    rule_id = fields.UUID()
+    status = fields.String()
+    event = fields.String()
+    entity_type = fields.String(allow_none=True)
+    entity_id = fields.UUID(allow_none=True)
+    depth = fields.Integer(metadata={"description": "rules in the chain that led here"})
+    trigger_key = fields.String(allow_none=True)
+    results = fields.List(fields.Dict(), metadata={"description": "each action's result"})
+    error = fields.String(allow_none=True)
+    job_id = fields.UUID(allow_none=True)
+    created_at = fields.DateTime()

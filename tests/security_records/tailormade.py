@@ -11,6 +11,7 @@ BODIES = {
     ("PATCH", "/api/v1/custom-objects/<uuid:object_id>"): {"label": "pwned"},
     ("POST", "/api/v1/custom/<object>"): {"title": "pwned"},
     ("PATCH", "/api/v1/custom/<object>/<uuid:record_id>"): {"title": "pwned"},
+    ("PATCH", "/api/v1/automations/<uuid:rule_id>"): {"active": False},
 }
 
 
@@ -21,10 +22,13 @@ def make(api, records):
     obj = api.post("/api/v1/custom-objects", json={"key": "secret_vault"}).json
     record = api.post("/api/v1/custom/secret_vault", json={
         "title": "secret record", "customer_id": records["customer_id"]}).json
+    rule = api.post("/api/v1/automations", json={
+        "name": "secret rule", "trigger": "updated", "entity_type": "customers",
+        "actions": [{"type": "add_tag", "params": {"tag": "secret"}}]}).json
     webhook = api.post("/api/v1/webhooks", json={"url": "https://example.com/secret",
                                                  "events": ["customers.insert"]}).json
     api.customer(first_name="Secret delivery")
     delivery = api.get(f"/api/v1/webhooks/{webhook['id']}/deliveries").json[0]
     return {"field_id": field["id"], "webhook_id": webhook["id"],
             "delivery_id": delivery["id"], "object_id": obj["id"], "object": obj["key"],
-            "record_id": record["id"]}
+            "record_id": record["id"], "rule_id": rule["id"]}
