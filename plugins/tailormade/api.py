@@ -18,6 +18,7 @@ from clientela.plugins.tailormade import (
     automations,
     custom_fields,
     custom_objects,
+    import_mappings,
     schemas,
     webhooks,
 )
@@ -313,4 +314,49 @@ class AutomationRuns(MethodView):
         return paginated(stmt, pagination_parameters)
 
 
-BLUEPRINTS = [fields_blp, webhooks_blp, objects_blp, records_blp, automations_blp]
+mappings_blp = Blueprint("import-mappings", __name__, url_prefix="/import-mappings",
+                         description="Saved column mappings and value transformations of "
+                                     "CSV imports")
+
+
+@mappings_blp.route("")
+class ImportMappings(MethodView):
+    @mappings_blp.arguments(schemas.ImportMappingQuery, location="query")
+    @mappings_blp.response(200, schemas.ImportMapping(many=True))
+    def get(self, args):
+        """The tenant's saved import mappings, optionally of one kind of import."""
+        return import_mappings.list_mappings(current_principal(), args.get("kind"))
+
+    @mappings_blp.arguments(schemas.ImportMappingInput)
+    @mappings_blp.response(201, schemas.ImportMapping)
+    def post(self, data):
+        """Save a mapping; use it as ``?mapping=<name or id>`` on an import."""
+        mapping = import_mappings.create_mapping(current_principal(), data)
+        db.session.commit()
+        return mapping
+
+
+@mappings_blp.route("/<uuid:mapping_id>")
+class ImportMappingById(MethodView):
+    @mappings_blp.response(200, schemas.ImportMapping)
+    def get(self, mapping_id: uuid.UUID):
+        """One mapping."""
+        return import_mappings.get_mapping(current_principal(), mapping_id)
+
+    @mappings_blp.arguments(schemas.ImportMappingUpdate)
+    @mappings_blp.response(200, schemas.ImportMapping)
+    def patch(self, data, mapping_id: uuid.UUID):
+        """Change a mapping."""
+        mapping = import_mappings.update_mapping(current_principal(), mapping_id, data)
+        db.session.commit()
+        return mapping
+
+    @mappings_blp.response(204)
+    def delete(self, mapping_id: uuid.UUID):
+        """Delete a mapping."""
+        import_mappings.delete_mapping(current_principal(), mapping_id)
+        db.session.commit()
+
+
+BLUEPRINTS = [fields_blp, webhooks_blp, objects_blp, records_blp, automations_blp,
+              mappings_blp]

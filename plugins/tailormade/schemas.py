@@ -250,3 +250,29 @@ class Run(Schema):
     error = fields.String(allow_none=True)
     job_id = fields.UUID(allow_none=True)
     created_at = fields.DateTime()
+
+
+class ImportMappingUpdate(Schema):
+    name = fields.String(validate=validate.Length(min=1, max=100))
+    kind = fields.String(validate=validate.Length(min=1, max=63), metadata={
+        "description": "the import it is for: customers (default) or a plugin's"})
+    description = fields.String(validate=validate.Length(max=2000))
+    columns = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True),
+                          metadata={"description": '{"Header in the file": "field" or null}'})
+    transforms = fields.Dict(keys=fields.String(), values=fields.List(fields.Dict()), metadata={
+        "description": '{"Header": [{"op": "trim"}, {"op": "date", "from": "%d/%m/%Y"}, ...]}; '
+                       "ops: trim, lower, upper, replace, date, map, default, split, join"})
+
+
+class ImportMappingInput(ImportMappingUpdate):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+class ImportMapping(ImportMappingInput):
+    id = fields.UUID(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+
+
+class ImportMappingQuery(Schema):
+    kind = fields.String()

@@ -12,6 +12,7 @@ BODIES = {
     ("POST", "/api/v1/custom/<object>"): {"title": "pwned"},
     ("PATCH", "/api/v1/custom/<object>/<uuid:record_id>"): {"title": "pwned"},
     ("PATCH", "/api/v1/automations/<uuid:rule_id>"): {"active": False},
+    ("PATCH", "/api/v1/import-mappings/<uuid:mapping_id>"): {"name": "pwned"},
 }
 
 
@@ -25,10 +26,12 @@ def make(api, records):
     rule = api.post("/api/v1/automations", json={
         "name": "secret rule", "trigger": "updated", "entity_type": "customers",
         "actions": [{"type": "add_tag", "params": {"tag": "secret"}}]}).json
+    mapping = api.post("/api/v1/import-mappings", json={
+        "name": "secret mapping", "columns": {"Mail": "email"}}).json
     webhook = api.post("/api/v1/webhooks", json={"url": "https://example.com/secret",
                                                  "events": ["customers.insert"]}).json
     api.customer(first_name="Secret delivery")
     delivery = api.get(f"/api/v1/webhooks/{webhook['id']}/deliveries").json[0]
     return {"field_id": field["id"], "webhook_id": webhook["id"],
             "delivery_id": delivery["id"], "object_id": obj["id"], "object": obj["key"],
-            "record_id": record["id"], "rule_id": rule["id"]}
+            "record_id": record["id"], "rule_id": rule["id"], "mapping_id": mapping["id"]}
