@@ -74,6 +74,13 @@ def clientela_api_blueprints(register):
 
 
 @hookimpl
+def clientela_cli_commands(register):
+    from clientela.plugins.tailormade.cli import customizations_group
+
+    register(customizations_group)
+
+
+@hookimpl
 def clientela_jobs(register):
     from clientela.plugins.tailormade import automations, webhooks
 
