@@ -779,3 +779,43 @@ def test_import_mappings_are_checked_listed_changed_and_private(api, other_api):
                     json={"name": "x"}).status_code == 403
     assert api.delete(f"/api/v1/import-mappings/{mapping['id']}").status_code == 204
     assert api.get(f"/api/v1/import-mappings/{mapping['id']}").status_code == 404
+
+
+# --- PostgreSQL indexes of custom fields ---------------------------------------------------
+
+
+def test_filters_on_custom_fields_use_an_index_on_postgresql(app, api, backend):
+    if backend != "postgresql":
+        pytest.skip("expression indexes are a PostgreSQL feature")
+    from clientela.core import customers as core_customers
+    from clientela.core.models import Customer
+
+    define(api, "tier", "single_choice", choices=["gold", "silver"])
+    define(api, "score", "integer")
+    api.post("/api/v1/custom-objects", json={"key": "vehicle"})
+    define(api, "plate", "text", entity_type="custom:vehicle")
+    for i in range(30):
+        create_customer(api, tier="gold" if i % 10 == 0 else "silver", score=i)
+    with tenancy.tenant_context(api.tenant.id):
+        indexes = {row[0]: row[1] for row in db.session.execute(sa.text(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE indexname LIKE 'ix_attr_%'"))}
+        assert {"ix_attr_customers_tier_text", "ix_attr_customers_score_integer",
+                "ix_attr_tailormade_custom_records_plate_text"} <= set(indexes)
+
+        def plan(condition) -> str:
+            stmt = sa.select(Customer.id).where(Customer.tenant_id == api.tenant.id, condition)
+            sql = str(stmt.compile(dialect=db.engine.dialect,
+                                   compile_kwargs={"literal_binds": True}))
+            db.session.execute(sa.text("SET LOCAL enable_seqscan = off"))
+            return "\n".join(r[0] for r in db.session.execute(sa.text("EXPLAIN " + sql)))
+
+        # the plan of the very expression the list endpoints filter with
+        tier = plan(core_customers.attribute_condition(Customer, "tier", "gold", "text"))
+        assert "ix_attr_customers_tier_text" in tier, tier
+        score = plan(core_customers.attribute_condition(Customer, "score", "10", "integer",
+                                                        "gte"))
+        assert "ix_attr_customers_score_integer" in score, score
+        db.session.rollback()
+    # and the filter through the API still answers right
+    listed = api.get("/api/v1/customers?attr.tier=gold&attr.score.gte=10").json
+    assert sorted(c["attributes"]["score"] for c in listed) == [10, 20]

@@ -178,6 +178,8 @@ def test_the_cli_moves_a_package_between_hosted_tenants(pg_databases, tmp_path):
         original = comparable(export(tenants["source"].id))
         assert moved["fields"] == original["fields"]
         assert moved["mappings"] == original["mappings"]
+        # the target's fields got their indexes when imported; the command finds them there
+        assert "index(es) in place for 6 custom field(s)" in invoke("customizations", "indexes")
         bad = tmp_path / "bad.json"
         bad.write_text('{"format": "clientela-customizations", "version": 99}')
         result = runner.invoke(cli, ["--tenant", "target", "customizations", "import",

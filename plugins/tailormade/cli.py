@@ -84,3 +84,32 @@ def import_command(tenant, file: str, dry_run: bool, as_json: bool):
         click.echo(f"note: {note}")
     for url, secret in report["webhook_secrets"].items():
         click.echo(f"new webhook secret for {url}: {secret}")
+
+
+@customizations_group.command("indexes")
+def indexes_command():
+    """Create the PostgreSQL indexes of every tenant's custom fields (run it as the
+    database owner, as migrations are: in the hosted profile the application's own role
+    cannot create indexes, so fields defined through the API wait for this)."""
+    import sqlalchemy as sa
+
+    from clientela.core import tenancy
+    from clientela.plugins.tailormade import custom_fields
+    from clientela.plugins.tailormade.models import CustomField
+
+    if db.engine.dialect.name != "postgresql":
+        click.echo("nothing to do: expression indexes are for PostgreSQL")
+        return
+    with tenancy.unscoped():
+        rows = db.session.execute(sa.select(
+            CustomField.tenant_id, CustomField.entity_type, CustomField.key, CustomField.type
+        ).order_by(CustomField.tenant_id)).all()
+    db.session.rollback()
+    made = set()
+    for row in rows:
+        with tenancy.tenant_context(row.tenant_id, origin="cli"):
+            name = custom_fields.ensure_index(row.entity_type, row.key, row.type)
+            db.session.commit()
+        if name:
+            made.add(name)
+    click.echo(f"{len(made)} index(es) in place for {len(rows)} custom field(s)")

@@ -12,6 +12,8 @@ import contextlib
 import dataclasses
 import datetime as dt
 import decimal
+import hashlib
+import logging
 import re
 import uuid
 from collections.abc import Iterator
@@ -30,6 +32,7 @@ from clientela.core.events import json_safe
 from clientela.core.models import AuditEvent, Entity
 from clientela.plugins.tailormade.models import FIELD_TYPES, CustomField
 
+log = logging.getLogger(__name__)
 KEY = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 #: core tables that are bookkeeping, not business records: no custom fields, no webhooks
 INTERNAL_TABLES = frozenset({"audit_events", "jobs", "api_tokens", "roles", "import_mappings",
@@ -491,6 +494,64 @@ def attribute_types(entity_type: str) -> dict[str, str] | None:
     return {field.key: QUERY_TYPE[field.type] for field in definitions(entity_type)}
 
 
+# --- PostgreSQL expression indexes ---------------------------------------------------
+
+#: query types whose expression PostgreSQL can index (a cast to timestamptz depends on
+#: the session's time zone, so datetime is not; lists would need GIN)
+INDEXED_TYPES = frozenset({"text", "integer", "decimal", "boolean", "date"})
+
+
+def index_name(table: str, key: str, query_type: str) -> str:
+    name = f"ix_attr_{table}_{key}_{query_type}".replace(":", "_")
+    if len(name) > 63:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+        name = f"{name[:52]}_{digest}"
+    return name
+
+
+def index_statement(entity_type: str, key: str, field_type: str) -> str | None:
+    """``CREATE INDEX`` for filters on ``attributes[key]`` of ``entity_type`` (PostgreSQL).
+
+    The indexed expression is the core's own ``attribute_expression``, compiled, so that
+    the ``attr.<key>`` filters of the list endpoints match it; ``tenant_id`` leads, as
+    every query carries it. One index serves every tenant with a field of that key and
+    type on that table.
+    """
+    query_type = QUERY_TYPE.get(field_type)
+    if db.engine.dialect.name != "postgresql" or query_type not in INDEXED_TYPES:
+        return None
+    model = model_for(entity_type)[0]
+    if model is None:
+        return None
+    expression = customers.attribute_expression(model, key, query_type)
+    sql = str(expression.compile(dialect=db.engine.dialect,
+                                 compile_kwargs={"literal_binds": True}))
+    table = model.__tablename__
+    sql = sql.replace(f"{table}.attributes", "attributes")
+    return (f'CREATE INDEX IF NOT EXISTS "{index_name(table, key, query_type)}" '
+            f"ON {table} (tenant_id, ({sql}))")
+
+
+def ensure_index(entity_type: str, key: str, field_type: str) -> str | None:
+    """Create the expression index of a field if it is missing; its name, or ``None``.
+
+    Runs in a savepoint: where the application's database role may not create indexes
+    (the hosted profile's role owns no table), the field is still saved and a warning
+    says to run ``clientela customizations indexes`` as the owner.
+    """
+    statement = index_statement(entity_type, key, field_type)
+    if statement is None:
+        return None
+    try:
+        with db.session.begin_nested():
+            db.session.execute(sa.text(statement))
+    except sa.exc.DBAPIError as exc:
+        log.warning("no index for %s.%s (%s); run 'clientela customizations indexes' as the "
+                    "database owner", entity_type, key, str(exc.orig).strip().splitlines()[0])
+        return None
+    return statement.split('"')[1]
+
+
 # --- definitions: create, change, delete ----------------------------------------------
 
 EDITABLE = ("label", "description", "type", "required", "is_unique", "default_value",
@@ -691,6 +752,7 @@ def create_field(principal: Principal, data: dict[str, Any]) -> tuple[CustomFiel
     db.session.add(field)
     db.session.flush()
     _rewrite(field.entity_type, field.key, converted)
+    ensure_index(field.entity_type, field.key, field.type)
     return field, report
 
 
@@ -713,6 +775,8 @@ def update_field(principal: Principal, field_id: uuid.UUID, changes: dict[str, A
         setattr(field, name, value)
     db.session.flush()
     _rewrite(field.entity_type, field.key, converted)
+    if "type" in changes:
+        ensure_index(field.entity_type, field.key, field.type)
     return field, report
 
 
