@@ -88,7 +88,7 @@ def import_command(tenant, file: str, dry_run: bool, as_json: bool):
 
 @customizations_group.command("indexes")
 def indexes_command():
-    """Create the PostgreSQL indexes of every tenant's custom fields (run it as the
+    """Create the expression indexes of every tenant's custom fields (run it as the
     database owner, as migrations are: in the hosted profile the application's own role
     cannot create indexes, so fields defined through the API wait for this)."""
     import sqlalchemy as sa
@@ -97,9 +97,6 @@ def indexes_command():
     from clientela.plugins.tailormade import custom_fields
     from clientela.plugins.tailormade.models import CustomField
 
-    if db.engine.dialect.name != "postgresql":
-        click.echo("nothing to do: expression indexes are for PostgreSQL")
-        return
     with tenancy.unscoped():
         rows = db.session.execute(sa.select(
             CustomField.tenant_id, CustomField.entity_type, CustomField.key, CustomField.type

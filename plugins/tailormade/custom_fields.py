@@ -15,6 +15,7 @@ import decimal
 import hashlib
 import logging
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -491,10 +492,34 @@ def attribute_types(entity_type: str) -> dict[str, str] | None:
     """``clientela_attribute_types``: how the core compares each custom field."""
     if entity_type not in entity_types() and not entity_type.startswith(CUSTOM_PREFIX):
         return None
-    return {field.key: QUERY_TYPE[field.type] for field in definitions(entity_type)}
+    # asked on every list request that filters or sorts: kept a few seconds per process
+    # (a change made here clears it at once; one made by another process is seen after
+    # TYPES_TTL at most, filters comparing as text meanwhile)
+    cache_key = (id(current_app._get_current_object()), tenancy.current_tenant_id(),
+                 entity_type)
+    cached = _TYPES.get(cache_key)
+    now = time.monotonic()
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    rows = db.session.execute(sa.select(CustomField.key, CustomField.type).where(
+        CustomField.entity_type == entity_type)).all()
+    types = {key: QUERY_TYPE[type_] for key, type_ in rows}
+    if len(_TYPES) > 10_000:
+        _TYPES.clear()
+    _TYPES[cache_key] = (now + TYPES_TTL, types)
+    return types
 
 
-# --- PostgreSQL expression indexes ---------------------------------------------------
+TYPES_TTL = 5.0
+_TYPES: dict[tuple, tuple[float, dict[str, str]]] = {}
+
+
+def forget_types() -> None:
+    """Drop the cached attribute types (a definition changed)."""
+    _TYPES.clear()
+
+
+# --- expression indexes -----------------------------------------------------------------
 
 #: query types whose expression PostgreSQL can index (a cast to timestamptz depends on
 #: the session's time zone, so datetime is not; lists would need GIN)
@@ -510,7 +535,8 @@ def index_name(table: str, key: str, query_type: str) -> str:
 
 
 def index_statement(entity_type: str, key: str, field_type: str) -> str | None:
-    """``CREATE INDEX`` for filters on ``attributes[key]`` of ``entity_type`` (PostgreSQL).
+    """``CREATE INDEX`` for filters on ``attributes[key]`` of ``entity_type`` (PostgreSQL's
+    ``->>``, SQLite's ``json_extract``: both index expressions).
 
     The indexed expression is the core's own ``attribute_expression``, compiled, so that
     the ``attr.<key>`` filters of the list endpoints match it; ``tenant_id`` leads, as
@@ -518,7 +544,7 @@ def index_statement(entity_type: str, key: str, field_type: str) -> str | None:
     type on that table.
     """
     query_type = QUERY_TYPE.get(field_type)
-    if db.engine.dialect.name != "postgresql" or query_type not in INDEXED_TYPES:
+    if db.engine.dialect.name not in ("postgresql", "sqlite") or query_type not in INDEXED_TYPES:
         return None
     model = model_for(entity_type)[0]
     if model is None:
@@ -753,6 +779,7 @@ def create_field(principal: Principal, data: dict[str, Any]) -> tuple[CustomFiel
     db.session.flush()
     _rewrite(field.entity_type, field.key, converted)
     ensure_index(field.entity_type, field.key, field.type)
+    forget_types()
     return field, report
 
 
@@ -777,6 +804,7 @@ def update_field(principal: Principal, field_id: uuid.UUID, changes: dict[str, A
     _rewrite(field.entity_type, field.key, converted)
     if "type" in changes:
         ensure_index(field.entity_type, field.key, field.type)
+    forget_types()
     return field, report
 
 
@@ -792,4 +820,5 @@ def delete_field(principal: Principal, field_id: uuid.UUID, purge: bool = False)
             purged += 1
     db.session.delete(field)
     db.session.flush()
+    forget_types()
     return purged

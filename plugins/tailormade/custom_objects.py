@@ -109,6 +109,7 @@ def delete_object(principal: Principal, object_id: uuid.UUID, purge: bool = Fals
         db.session.delete(field)
     db.session.delete(obj)
     db.session.flush()
+    custom_fields.forget_types()
     return len(records)
 
 
