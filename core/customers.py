@@ -156,10 +156,13 @@ def attribute_expression(model, key: str, type_: str = "text", parameter: str = 
     if db.engine.dialect.name == "postgresql":
         document = sa.type_coerce(column, postgresql.JSONB)
         text = document.op("->>", return_type=sa.Text)(sa.literal_column(f"'{key}'"))
+        # the patterns are written into the SQL (not bound) so that an expression index
+        # built from this same expression can serve the query
         if type_ in ("integer", "decimal"):
-            return sa.case((text.regexp_match(_PG_NUMBER), sa.cast(text, sa.Numeric)))
+            return sa.case((text.regexp_match(sa.literal_column(f"'{_PG_NUMBER}'")),
+                            sa.cast(text, sa.Numeric)))
         if type_ == "datetime":
-            return sa.case((text.regexp_match(_PG_TIMESTAMP),
+            return sa.case((text.regexp_match(sa.literal_column(f"'{_PG_TIMESTAMP}'")),
                             sa.cast(text, sa.DateTime(timezone=True))))
         return text
     raw = sa.func.json_extract(column, sa.literal_column(f"'$.{key}'"))

@@ -31,6 +31,7 @@ import sqlalchemy as sa
 import sqlalchemy.exc
 
 from clientela.core import services, tenancy
+from clientela.core import transforms as value_transforms
 from clientela.core.db import db, new_id, utcnow
 from clientela.core.errors import ClientelaError, NotFound, ValidationError
 from clientela.core.models import AuditEvent, Customer, ImportMapping, User
@@ -439,6 +440,29 @@ def get_mapping(name: str) -> dict[str, str | None]:
     return dict(row.columns)
 
 
+def get_saved_mapping(ref: str) -> ImportMapping:
+    """The current tenant's saved mapping by id or name; ``NotFound`` if there is none.
+
+    Its ``columns`` go to ``import_customers(mapping=...)`` and its
+    ``attributes["transforms"]`` (value transformations, kept there so that mappings
+    need no schema change) to ``transforms=``.
+    """
+    condition = ImportMapping.name == ref
+    try:
+        condition = sa.or_(condition, ImportMapping.id == uuid.UUID(ref))
+    except ValueError:
+        pass
+    row = db.session.execute(sa.select(ImportMapping).where(condition)
+                             .order_by(ImportMapping.name)).scalars().first()
+    if row is None:
+        raise NotFound(f"no saved import mapping '{ref}'")
+    return row
+
+
+def saved_transforms(row: ImportMapping) -> dict[str, list]:
+    return dict((row.attributes or {}).get("transforms") or {})
+
+
 def list_mappings() -> list[ImportMapping]:
     return list(db.session.execute(
         sa.select(ImportMapping).order_by(ImportMapping.name)).scalars())
@@ -558,21 +582,27 @@ def _parse_cells(cells: dict[str, str], phone_region: str | None
 
 
 def _csv_records(lines: Iterable[str], head: list[str], delimiter: str | None,
-                 mapping: dict | None, report: ImportReport
-                 ) -> Iterator[tuple[int, dict[str, str]]]:
+                 mapping: dict | None, report: ImportReport,
+                 transforms: dict | None = None) -> Iterator[tuple[int, dict[str, str]]]:
     reader = csv.reader(itertools.chain(head, lines), _dialect(head, delimiter))
     try:
         header = next(reader)
     except StopIteration:
         raise ImportFileError("the file is empty: a CSV file starts with a header row") from None
+    width = len(header)
+    if transforms:  # columns that transforms make (join) follow the file's own
+        header = header + value_transforms.new_columns(header, transforms)
     resolved, ignored = resolve_mapping(header, mapping)
     report.mapping = resolved
     report.ignored_columns = ignored
     plan = [(i, t) for i, t in enumerate(resolved[h] for h in header) if t]
-    width = len(header)
     for number, row in enumerate(reader, start=2):
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
+        problems: list[tuple[str, str]] = []
+        if transforms:
+            named, problems = value_transforms.apply(dict(zip(header, row)), transforms)
+            row = [named.get(h, "") for h in header] + row[width:]
         cells = {}
         for index, target in plan:
             if index < len(row):
@@ -581,8 +611,10 @@ def _csv_records(lines: Iterable[str], head: list[str], delimiter: str | None,
                     if target in cells:  # several columns feed one list field
                         text = f"{cells[target]};{text}"
                     cells[target] = text
-        if len(row) > width and any(c.strip() for c in row[width:]):
+        if len(row) > len(header) and any(c.strip() for c in row[len(header):]):
             cells["\0extra"] = f"{len(row)} cells in a row of a {width}-column file"
+        if problems:
+            cells["\0transform"] = problems  # type: ignore[assignment]
         yield number, cells
 
 
@@ -1107,9 +1139,11 @@ def _prepare(records: list[tuple[int, dict[str, str]]], phone_region: str | None
     clean = services.clean_customer_data
     for number, cells in records:
         extra = cells.pop("\0extra", None)
+        transform_problems = cells.pop("\0transform", None) or []
         fields, problems = _parse_cells(cells, phone_region)
         if extra:
             problems.append(("_row", extra))
+        problems.extend(transform_problems)
         if problems:
             failed.append((number, problems))
             continue
@@ -1147,6 +1181,7 @@ def import_customers(
     filename: str | None = None,
     format: str | None = None,
     mapping: dict[str, str | None] | None = None,
+    transforms: dict[str, list] | None = None,
     match: str = "email",
     all_or_nothing: bool = False,
     dry_run: bool = False,
@@ -1166,6 +1201,8 @@ def import_customers(
         report and the audit event.
     :param format: ``csv`` or ``vcard``; detected from the name or the content if omitted.
     :param mapping: ``{header: field or None}``; other headers are recognised by name.
+    :param transforms: ``{header: [step, ...]}`` applied to each CSV row's cells first
+        (see :mod:`clientela.core.transforms`); a saved mapping's ``transforms``.
     :param match: ``email``, ``external_id`` or ``id``: a row whose key matches an
         existing customer updates it (only the cells the row fills); ``none`` always creates.
     :param all_or_nothing: any bad row refuses the whole file (nothing is written).
@@ -1196,7 +1233,7 @@ def import_customers(
         if report.format == "vcard":
             records = _vcard_records(lines, head)
         else:
-            records = _csv_records(lines, head, delimiter, mapping, report)
+            records = _csv_records(lines, head, delimiter, mapping, report, transforms)
         importer = _Importer(report, phone_region, hooks)
         batches = _batches(records, batch_size)
 

@@ -16,18 +16,20 @@ from clientela.core.errors import NotFound
 PRINTED_ERRORS = 50
 
 
-def _mapping_option(value: str | None) -> dict | None:
+def _mapping_option(value: str | None) -> tuple[dict | None, dict | None]:
+    """``(columns, transforms)`` of a JSON file or a saved mapping (name or id)."""
     if not value:
-        return None
+        return None, None
     if value.lower().endswith(".json") or os.path.isfile(value):
         try:
             with open(value, encoding="utf-8-sig") as fh:
-                return transfer.load_mapping(fh.read())
+                return transfer.load_mapping(fh.read()), None
         except OSError as exc:
             raise click.BadParameter(f"cannot read {value}: {exc.strerror}",
                                      param_hint="--mapping") from None
     try:
-        return transfer.get_mapping(value)
+        saved = transfer.get_saved_mapping(value)
+        return dict(saved.columns), transfer.saved_transforms(saved)
     except NotFound as exc:
         raise click.BadParameter(f"{exc} (nor a file of that name)",
                                  param_hint="--mapping") from None
@@ -68,7 +70,7 @@ def import_customers_command(tenant, file, fmt, mapping, save_mapping, match, de
     Phone, Mobile, Tags, ...) or given with --mapping. The import is one
     transaction: it is written whole, or not at all.
     """
-    columns = _mapping_option(mapping)
+    columns, transforms = _mapping_option(mapping)
     if file == "-":
         stream, size, name = sys.stdin.buffer, 0, None
     else:
@@ -86,7 +88,8 @@ def import_customers_command(tenant, file, fmt, mapping, save_mapping, match, de
             done[0] = read
 
         report = transfer.import_customers(
-            stream, filename=name, format=fmt, mapping=columns, match=match,
+            stream, filename=name, format=fmt, mapping=columns, transforms=transforms,
+            match=match,
             all_or_nothing=all_or_nothing, dry_run=dry_run, delimiter=delimiter,
             encoding=encoding, phone_region=phone_region, save_mapping_as=save_mapping,
             progress=progress if size else None)

@@ -73,11 +73,15 @@ class CustomersImport(MethodView):
         access.require(principal, "customers:write")
         if principal.scope("customers:write") != "all":
             raise Forbidden("importing needs 'customers:write' on all records")
-        mapping = transfer.get_mapping(args["mapping"]) if args.get("mapping") else None
+        mapping = transforms = None
+        if args.get("mapping"):
+            saved = transfer.get_saved_mapping(args["mapping"])
+            mapping, transforms = dict(saved.columns), transfer.saved_transforms(saved)
         content_type = (request.mimetype or "").lower()
         fmt = args.get("format") or ("vcard" if "vcard" in content_type else None)
         report = transfer.import_customers(
             request.stream, filename=args.get("filename"), format=fmt, mapping=mapping,
+            transforms=transforms,
             match=args["match"], all_or_nothing=args["all_or_nothing"],
             dry_run=args["dry_run"], phone_region=current_app.config.get("PHONE_DEFAULT_REGION"),
         )

@@ -242,7 +242,8 @@ class ImportQuery(Schema):
         "description": "update the customer whose key matches instead of creating one"})
     dry_run = fields.Boolean(load_default=False)
     all_or_nothing = fields.Boolean(load_default=False)
-    mapping = fields.String(metadata={"description": "a saved column mapping's name"})
+    mapping = fields.String(metadata={"description": "a saved column mapping's name or id "
+                                                     "(its value transformations apply too)"})
     format = fields.String(validate=validate.OneOf(["csv", "vcard"]))
     filename = fields.String(validate=validate.Length(max=255))
 

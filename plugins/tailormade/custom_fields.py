@@ -12,7 +12,10 @@ import contextlib
 import dataclasses
 import datetime as dt
 import decimal
+import hashlib
+import logging
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -30,6 +33,7 @@ from clientela.core.events import json_safe
 from clientela.core.models import AuditEvent, Entity
 from clientela.plugins.tailormade.models import FIELD_TYPES, CustomField
 
+log = logging.getLogger(__name__)
 KEY = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 #: core tables that are bookkeeping, not business records: no custom fields, no webhooks
 INTERNAL_TABLES = frozenset({"audit_events", "jobs", "api_tokens", "roles", "import_mappings",
@@ -78,11 +82,95 @@ def plain_tenant() -> Iterator[None]:
 
 
 def entity_types() -> dict[str, type]:
-    """The entity types that may have custom fields: every registered business entity."""
-    models = current_app.extensions["clientela"].models
-    return {name: model for name, model in sorted(models.items())
+    """The entity types that may have custom fields: every registered business entity.
+
+    Built once per app (the models are registered at start-up): validation asks for it on
+    every row written.
+    """
+    extensions = current_app.extensions
+    types = extensions.get("tailormade.entity_types")
+    if types is None:
+        models = extensions["clientela"].models
+        types = extensions["tailormade.entity_types"] = {
+            name: model for name, model in sorted(models.items())
             if isinstance(model, type) and issubclass(model, Entity)
             and name not in INTERNAL_TABLES and not name.startswith("tailormade_")}
+    return types
+
+
+#: custom fields of the records of custom object ``vehicle`` have entity type ``custom:vehicle``
+CUSTOM_PREFIX = "custom:"
+
+
+class RecordsOf:
+    """``CustomRecord`` seen as the entity type ``custom:<key>``: what the core's
+    ``order_by`` and ``attribute_conditions`` need (a table, a type name, columns), so
+    that custom objects filter and sort on their fields exactly as built-ins do."""
+
+    def __init__(self, key: str, object_id: uuid.UUID):
+        from clientela.plugins.tailormade.models import CustomRecord
+
+        self.__tablename__ = f"{CUSTOM_PREFIX}{key}"
+        self.__table__ = CustomRecord.__table__
+        self.model = CustomRecord
+        self.object_id = object_id
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+    def condition(self):
+        return self.model.object_id == self.object_id
+
+
+def custom_object_id(key: str) -> uuid.UUID | None:
+    """The id of the current tenant's custom object ``key`` (read once per transaction)."""
+    from clientela.plugins.tailormade.models import CustomObject
+
+    cache = _transaction_cache("tailormade.objects")
+    if key not in cache:  # only found ones are kept: an object may be created meanwhile
+        found = db.session.execute(
+            sa.select(CustomObject.id).where(CustomObject.key == key)).scalar_one_or_none()
+        if found is None:
+            return None
+        cache[key] = found
+    return cache[key]
+
+
+def custom_object_key(object_id: uuid.UUID) -> str | None:
+    from clientela.plugins.tailormade.models import CustomObject
+
+    cache = _transaction_cache("tailormade.object_keys")
+    if object_id not in cache:
+        found = db.session.execute(
+            sa.select(CustomObject.key).where(CustomObject.id == object_id)).scalar_one_or_none()
+        if found is None:
+            return None
+        cache[object_id] = found
+    return cache[object_id]
+
+
+def model_for(entity_type: str):
+    """The model holding entities of ``entity_type`` (``RecordsOf`` a custom object), with
+    the condition selecting them (``None`` for built-ins); ``(None, None)`` if unknown."""
+    if entity_type.startswith(CUSTOM_PREFIX):
+        object_id = custom_object_id(entity_type[len(CUSTOM_PREFIX):])
+        if object_id is None:
+            return None, None
+        records = RecordsOf(entity_type[len(CUSTOM_PREFIX):], object_id)
+        return records.model, records.condition()
+    return entity_types().get(entity_type), None
+
+
+def known_entity_type(entity_type: str | None) -> bool:
+    return bool(entity_type) and model_for(entity_type)[0] is not None
+
+
+def entity_type_of(entity: Entity, table: str) -> str:
+    """The custom-field entity type of ``entity``: its table, or ``custom:<key>``."""
+    if table == "tailormade_custom_records":
+        key = custom_object_key(entity.object_id)
+        return f"{CUSTOM_PREFIX}{key}" if key else table
+    return table
 
 
 def is_empty(value: Any) -> bool:
@@ -96,19 +184,25 @@ def definitions(entity_type: str) -> list[CustomField]:
     ).scalars())
 
 
+def _transaction_cache(name: str) -> dict:
+    """A dict kept in the session for the current transaction and tenant."""
+    session = db.session()
+    transaction = session.get_transaction()
+    tenant_id = tenancy.current_tenant_id()
+    cache = session.info.get(name)
+    if cache is None or cache[0] is not transaction or cache[1] != tenant_id:
+        cache = (transaction, tenant_id, {})
+        session.info[name] = cache
+    return cache[2]
+
+
 def definitions_in_transaction(entity_type: str) -> list[CustomField]:
     """``definitions``, read once per transaction: validation runs for every row written
     (a bulk import validates each of its rows), and the definitions do not change under it."""
-    session = db.session()
-    transaction = session.get_transaction()
-    cache = session.info.get("tailormade.definitions")
-    if cache is None or cache[0] is not transaction:
-        cache = (transaction, {})
-        session.info["tailormade.definitions"] = cache
-    key = (tenancy.current_tenant_id(), entity_type)
-    if key not in cache[1]:
-        cache[1][key] = definitions(entity_type)
-    return cache[1][key]
+    cache = _transaction_cache("tailormade.definitions")
+    if entity_type not in cache:
+        cache[entity_type] = definitions(entity_type)
+    return cache[entity_type]
 
 
 # --- values --------------------------------------------------------------------------
@@ -249,12 +343,13 @@ def _comparable_bound(field: CustomField, bound: Any) -> Any:
 
 
 def reference_exists(field: CustomField, value: str) -> bool:
-    model = entity_types().get(field.target or "")
+    model, condition = model_for(field.target or "")
     if model is None:
         return False
-    return db.session.execute(
-        sa.select(model.id).where(model.id == uuid.UUID(value)).limit(1)
-    ).first() is not None
+    stmt = sa.select(model.id).where(model.id == uuid.UUID(value)).limit(1)
+    if condition is not None:
+        stmt = stmt.where(condition)
+    return db.session.execute(stmt).first() is not None
 
 
 def convert(field: CustomField, value: Any) -> Any:
@@ -305,10 +400,10 @@ def convert(field: CustomField, value: Any) -> Any:
 
 def validate(entity: Entity, change) -> dict[str, list[str]] | None:
     """``clientela_validate``: the custom fields of an inserted or updated entity."""
-    entity_type = change.entity_type
     if change.operation == "update" and "attributes" not in change.changes:
         return None
-    if entity_type not in entity_types():
+    entity_type = entity_type_of(entity, change.entity_type)
+    if entity_type not in entity_types() and not entity_type.startswith(CUSTOM_PREFIX):
         return None
     fields = definitions_in_transaction(entity_type)
     if not fields:
@@ -334,7 +429,7 @@ def validate(entity: Entity, change) -> dict[str, list[str]] | None:
             check_value(field, value)
             if field.type == "reference" and not reference_exists(field, value):
                 raise Invalid(f"no {field.target} record with this id")
-            if field.is_unique and _taken(type(entity), field, value, entity.id):
+            if field.is_unique and _taken(entity_type, field, value, entity.id):
                 raise Invalid("is already used by another record")
         except Invalid as exc:
             errors[name] = [str(exc)]
@@ -347,10 +442,13 @@ def _as_query_text(value: Any) -> str:
     return str(value)
 
 
-def _taken(model, field: CustomField, value: Any, own_id) -> bool:
+def _taken(entity_type: str, field: CustomField, value: Any, own_id) -> bool:
+    model, among = model_for(entity_type)
     condition = customers.attribute_condition(model, field.key, _as_query_text(value),
                                               QUERY_TYPE[field.type])
     stmt = sa.select(model.id).where(condition).limit(1)
+    if among is not None:
+        stmt = stmt.where(among)
     if own_id is not None:
         stmt = stmt.where(model.id != own_id)
     return db.session.execute(stmt).first() is not None
@@ -366,10 +464,11 @@ def apply_defaults(change) -> None:
     entity = change.entity
     if change.operation != "insert" or entity is None:
         return
-    if change.entity_type not in entity_types():
+    entity_type = entity_type_of(entity, change.entity_type)
+    if entity_type not in entity_types() and not entity_type.startswith(CUSTOM_PREFIX):
         return
     attributes = dict(entity.attributes or {})
-    missing = {field.key: field.default_value for field in definitions(change.entity_type)
+    missing = {field.key: field.default_value for field in definitions(entity_type)
                if field.default_value is not None and is_empty(attributes.get(field.key))}
     if not missing:
         return
@@ -391,9 +490,92 @@ def apply_defaults(change) -> None:
 
 def attribute_types(entity_type: str) -> dict[str, str] | None:
     """``clientela_attribute_types``: how the core compares each custom field."""
-    if entity_type not in entity_types():
+    if entity_type not in entity_types() and not entity_type.startswith(CUSTOM_PREFIX):
         return None
-    return {field.key: QUERY_TYPE[field.type] for field in definitions(entity_type)}
+    # asked on every list request that filters or sorts: kept a few seconds per process
+    # (a change made here clears it at once; one made by another process is seen after
+    # TYPES_TTL at most, filters comparing as text meanwhile)
+    cache_key = (id(current_app._get_current_object()), tenancy.current_tenant_id(),
+                 entity_type)
+    cached = _TYPES.get(cache_key)
+    now = time.monotonic()
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    rows = db.session.execute(sa.select(CustomField.key, CustomField.type).where(
+        CustomField.entity_type == entity_type)).all()
+    types = {key: QUERY_TYPE[type_] for key, type_ in rows}
+    if len(_TYPES) > 10_000:
+        _TYPES.clear()
+    _TYPES[cache_key] = (now + TYPES_TTL, types)
+    return types
+
+
+TYPES_TTL = 5.0
+_TYPES: dict[tuple, tuple[float, dict[str, str]]] = {}
+
+
+def forget_types() -> None:
+    """Drop the cached attribute types (a definition changed)."""
+    _TYPES.clear()
+
+
+# --- expression indexes -----------------------------------------------------------------
+
+#: query types whose expression PostgreSQL can index (a cast to timestamptz depends on
+#: the session's time zone, so datetime is not; lists would need GIN)
+INDEXED_TYPES = frozenset({"text", "integer", "decimal", "boolean", "date"})
+
+
+def index_name(table: str, key: str, query_type: str) -> str:
+    name = f"ix_attr_{table}_{key}_{query_type}".replace(":", "_")
+    if len(name) > 63:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+        name = f"{name[:52]}_{digest}"
+    return name
+
+
+def index_statement(entity_type: str, key: str, field_type: str) -> str | None:
+    """``CREATE INDEX`` for filters on ``attributes[key]`` of ``entity_type`` (PostgreSQL's
+    ``->>``, SQLite's ``json_extract``: both index expressions).
+
+    The indexed expression is the core's own ``attribute_expression``, compiled, so that
+    the ``attr.<key>`` filters of the list endpoints match it; ``tenant_id`` leads, as
+    every query carries it. One index serves every tenant with a field of that key and
+    type on that table.
+    """
+    query_type = QUERY_TYPE.get(field_type)
+    if db.engine.dialect.name not in ("postgresql", "sqlite") or query_type not in INDEXED_TYPES:
+        return None
+    model = model_for(entity_type)[0]
+    if model is None:
+        return None
+    expression = customers.attribute_expression(model, key, query_type)
+    sql = str(expression.compile(dialect=db.engine.dialect,
+                                 compile_kwargs={"literal_binds": True}))
+    table = model.__tablename__
+    sql = sql.replace(f"{table}.attributes", "attributes")
+    return (f'CREATE INDEX IF NOT EXISTS "{index_name(table, key, query_type)}" '
+            f"ON {table} (tenant_id, ({sql}))")
+
+
+def ensure_index(entity_type: str, key: str, field_type: str) -> str | None:
+    """Create the expression index of a field if it is missing; its name, or ``None``.
+
+    Runs in a savepoint: where the application's database role may not create indexes
+    (the hosted profile's role owns no table), the field is still saved and a warning
+    says to run ``clientela customizations indexes`` as the owner.
+    """
+    statement = index_statement(entity_type, key, field_type)
+    if statement is None:
+        return None
+    try:
+        with db.session.begin_nested():
+            db.session.execute(sa.text(statement))
+    except sa.exc.DBAPIError as exc:
+        log.warning("no index for %s.%s (%s); run 'clientela customizations indexes' as the "
+                    "database owner", entity_type, key, str(exc.orig).strip().splitlines()[0])
+        return None
+    return statement.split('"')[1]
 
 
 # --- definitions: create, change, delete ----------------------------------------------
@@ -426,8 +608,9 @@ def check_definition(field: Proposal) -> None:
     """Raise ``ValidationError`` (per input field) when the definition is inconsistent."""
     errors: dict[str, list[str]] = {}
     types = entity_types()
-    if field.entity_type not in types:
-        errors["entity_type"] = [f"unknown entity type; use one of {', '.join(types)}"]
+    if not known_entity_type(field.entity_type):
+        errors["entity_type"] = [f"unknown entity type; use one of {', '.join(types)}, "
+                                 f"or {CUSTOM_PREFIX}<key> of a custom object"]
     if not KEY.match(field.key or ""):
         errors["key"] = ["use a lower-case letter, then lower-case letters, digits or _ "
                          "(at most 63)"]
@@ -443,8 +626,9 @@ def check_definition(field: Proposal) -> None:
     elif field.choices:
         errors["choices"] = [f"only choice fields have choices, not {field.type}"]
     if field.type == "reference":
-        if field.target not in types:
-            errors["target"] = [f"name the entity type referenced: one of {', '.join(types)}"]
+        if not known_entity_type(field.target):
+            errors["target"] = [f"name the entity type referenced: one of {', '.join(types)}, "
+                                f"or {CUSTOM_PREFIX}<key> of a custom object"]
     elif field.target:
         errors["target"] = ["only reference fields have a target"]
     if field.pattern is not None:
@@ -498,11 +682,12 @@ def _proposal(field: CustomField, changes: dict[str, Any]) -> Proposal:
 
 def existing_values(entity_type: str, key: str) -> list[Entity]:
     """The entities of ``entity_type`` whose ``attributes`` hold ``key`` (not null)."""
-    model = entity_types()[entity_type]
+    model, among = model_for(entity_type)
     expression = customers.attribute_expression(model, key)
-    return list(db.session.execute(
-        sa.select(model).where(expression.is_not(None)).order_by(model.id)
-    ).scalars())
+    stmt = sa.select(model).where(expression.is_not(None)).order_by(model.id)
+    if among is not None:
+        stmt = stmt.where(among)
+    return list(db.session.execute(stmt).scalars())
 
 
 def review(field: Proposal) -> tuple[dict[str, Any], dict[uuid.UUID, Any]]:
@@ -553,7 +738,7 @@ def _rewrite(entity_type: str, key: str, converted: dict[uuid.UUID, Any]) -> Non
     """Store the converted values (through the ORM: audited, validated, announced)."""
     if not converted:
         return
-    model = entity_types()[entity_type]
+    model = model_for(entity_type)[0]
     for entity in db.session.execute(
             sa.select(model).where(model.id.in_(list(converted)))).scalars():
         entity.attributes = {**entity.attributes, key: converted[entity.id]}
@@ -593,6 +778,8 @@ def create_field(principal: Principal, data: dict[str, Any]) -> tuple[CustomFiel
     db.session.add(field)
     db.session.flush()
     _rewrite(field.entity_type, field.key, converted)
+    ensure_index(field.entity_type, field.key, field.type)
+    forget_types()
     return field, report
 
 
@@ -615,6 +802,9 @@ def update_field(principal: Principal, field_id: uuid.UUID, changes: dict[str, A
         setattr(field, name, value)
     db.session.flush()
     _rewrite(field.entity_type, field.key, converted)
+    if "type" in changes:
+        ensure_index(field.entity_type, field.key, field.type)
+    forget_types()
     return field, report
 
 
@@ -630,4 +820,5 @@ def delete_field(principal: Principal, field_id: uuid.UUID, purge: bool = False)
             purged += 1
     db.session.delete(field)
     db.session.flush()
+    forget_types()
     return purged

@@ -101,4 +101,99 @@ class WebhookDelivery(Entity):
     )
 
 
-MODELS = (CustomField, Webhook, WebhookDelivery)
+class CustomObject(Entity):
+    """A tenant-defined record type (``vehicle``, ``contract``…); its fields are custom
+    fields of entity type ``custom:<key>``, its records ``CustomRecord`` rows."""
+
+    __tablename__ = "tailormade_custom_objects"
+
+    key: Mapped[str] = mapped_column(sa.String(40))
+    label: Mapped[str] = mapped_column(sa.String(200), default="")
+    plural_label: Mapped[str] = mapped_column(sa.String(200), default="")
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "key"),)
+
+
+class CustomRecord(Entity):
+    """One record of a custom object: a title, optional links to a customer and an owner,
+    and the object's field values in ``attributes`` (no table per object: no DDL)."""
+
+    __tablename__ = "tailormade_custom_records"
+
+    object_id: Mapped[uuid.UUID]
+    title: Mapped[str] = mapped_column(sa.String(300))
+    customer_id: Mapped[uuid.UUID | None]
+    owner_id: Mapped[uuid.UUID | None]
+
+    __table_args__ = (
+        tenant_fk("object_id", "tailormade_custom_objects", ondelete="CASCADE"),
+        tenant_fk("customer_id", "customers", ondelete="CASCADE"),
+        tenant_fk("owner_id", "users"),
+        sa.Index("ix_tailormade_custom_records_tenant_object_title", "tenant_id", "object_id",
+                 "title"),
+        sa.Index("ix_tailormade_custom_records_tenant_customer", "tenant_id", "customer_id"),
+        sa.Index("ix_tailormade_custom_records_tenant_owner", "tenant_id", "owner_id"),
+    )
+
+
+TRIGGERS = ("created", "updated", "stage_changed", "interaction_recorded", "date_reached")
+RUN_STATUSES = ("succeeded", "failed", "not_matched", "skipped")
+
+
+class AutomationRule(Entity):
+    """When (trigger), if (conditions), do (actions): run as a job after the event commits."""
+
+    __tablename__ = "tailormade_automation_rules"
+
+    name: Mapped[str] = mapped_column(sa.String(200))
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    active: Mapped[bool] = mapped_column(default=True)
+    trigger: Mapped[str] = mapped_column(sa.String(30))
+    #: what the rule watches: ``customers``, ``operational_deals``, ``custom:vehicle``…
+    entity_type: Mapped[str] = mapped_column(sa.String(63))
+    #: ``updated``: the field whose change fires it (any change if empty);
+    #: ``date_reached``: the date field; ``stage_changed``: the stage column (guessed)
+    trigger_field: Mapped[str | None] = mapped_column(sa.String(100))
+    #: ``date_reached``: days after (or, negative, before) the date
+    offset_days: Mapped[int] = mapped_column(default=0)
+    #: ``{"all": [...]}`` / ``{"any": [...]}`` of ``{"field", "op", "value"}``; ``{}`` is true
+    conditions: Mapped[dict] = mapped_column(default=dict)
+    #: ``[{"type": "set_field", "params": {...}}, ...]``, run in order
+    actions: Mapped[list] = mapped_column(default=list)
+
+    __table_args__ = (
+        sa.CheckConstraint(f"trigger IN {TRIGGERS}", name="trigger"),
+    )
+
+
+class AutomationRun(Entity):
+    """One execution of a rule (its log); written with statements, like deliveries."""
+
+    __tablename__ = "tailormade_automation_runs"
+
+    rule_id: Mapped[uuid.UUID]
+    status: Mapped[str] = mapped_column(sa.String(20))
+    event: Mapped[str] = mapped_column(sa.String(100))
+    entity_type: Mapped[str | None] = mapped_column(sa.String(63))
+    entity_id: Mapped[uuid.UUID | None]
+    #: how many rules led here (1: fired by a user's or an import's write)
+    depth: Mapped[int] = mapped_column(default=1)
+    #: what fired it, unique per rule for date triggers (one run per record and date)
+    trigger_key: Mapped[str | None] = mapped_column(sa.String(200))
+    results: Mapped[list] = mapped_column(default=list)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    job_id: Mapped[uuid.UUID | None]
+
+    __table_args__ = (
+        tenant_fk("rule_id", "tailormade_automation_rules", ondelete="CASCADE"),
+        sa.CheckConstraint(f"status IN {RUN_STATUSES}", name="status"),
+        sa.Index("ix_tailormade_automation_runs_tenant_rule", "tenant_id", "rule_id",
+                 "created_at"),
+        sa.Index("ix_tailormade_automation_runs_tenant_trigger_key", "tenant_id",
+                 "trigger_key"),
+    )
+
+
+MODELS = (CustomField, Webhook, WebhookDelivery, CustomObject, CustomRecord, AutomationRule,
+          AutomationRun)

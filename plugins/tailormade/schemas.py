@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from clientela.plugins.tailormade.models import DELIVERY_STATUSES, FIELD_TYPES
+from clientela.plugins.tailormade.models import DELIVERY_STATUSES, FIELD_TYPES, RUN_STATUSES, TRIGGERS
 
 
 class CustomFieldUpdate(Schema):
@@ -139,3 +139,140 @@ class Delivery(Schema):
     created_at = fields.DateTime()
     last_attempt_at = fields.DateTime(allow_none=True)
     delivered_at = fields.DateTime(allow_none=True)
+
+
+class CustomObjectUpdate(Schema):
+    label = fields.String(validate=validate.Length(max=200))
+    plural_label = fields.String(validate=validate.Length(max=200))
+    description = fields.String(validate=validate.Length(max=5000))
+
+
+class CustomObjectInput(CustomObjectUpdate):
+    key = fields.String(required=True, validate=validate.Length(min=1, max=40), metadata={
+        "description": "the object's name in URLs (/api/v1/custom/<key>) and in the entity "
+                       "type of its fields (custom:<key>); cannot change"})
+
+
+class CustomObject(CustomObjectInput):
+    id = fields.UUID(dump_only=True)
+    entity_type = fields.Function(lambda obj: f"custom:{obj.key}", dump_only=True, metadata={
+        "description": "the entity_type of its custom fields"})
+    created_at = fields.DateTime(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+
+
+class RecordUpdate(Schema):
+    title = fields.String(validate=validate.Length(min=1, max=300))
+    customer_id = fields.UUID(allow_none=True, metadata={
+        "description": "the customer the record belongs to (its 360° view, export, erasure)"})
+    owner_id = fields.UUID(allow_none=True)
+    attributes = fields.Dict(keys=fields.String(), metadata={
+        "description": "the values of the object's custom fields; on update merged, a null "
+                       "removes a key"})
+
+
+class RecordInput(RecordUpdate):
+    title = fields.String(required=True, validate=validate.Length(min=1, max=300))
+
+
+class Record(RecordInput):
+    id = fields.UUID(dump_only=True)
+    object_id = fields.UUID(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+    created_by = fields.UUID(dump_only=True, allow_none=True)
+
+
+class RecordQuery(Schema):
+    q = fields.String(metadata={"description": "a text the title contains"})
+    customer_id = fields.UUID()
+    owner_id = fields.UUID()
+    sort = fields.String(metadata={"description": "e.g. `title`, `-updated_at`, `attr.<key>`"})
+
+
+class RuleUpdate(Schema):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    description = fields.String(validate=validate.Length(max=5000))
+    active = fields.Boolean()
+    trigger = fields.String(validate=validate.OneOf(TRIGGERS), metadata={
+        "description": "created, updated, stage_changed, interaction_recorded, date_reached"})
+    entity_type = fields.String(validate=validate.Length(min=1, max=63), metadata={
+        "description": "customers, interactions, operational_deals, custom:<key>…"})
+    trigger_field = fields.String(allow_none=True, validate=validate.Length(max=100), metadata={
+        "description": "updated: only when this field changes; date_reached: the date field; "
+                       "stage_changed: the stage column if not stage/stage_id"})
+    offset_days = fields.Integer(validate=validate.Range(min=-3650, max=3650), metadata={
+        "description": "date_reached: fire this many days after the date (negative: before)"})
+    conditions = fields.Dict(metadata={
+        "description": '{"all"|"any": [{"field": "attributes.tier", "op": "eq", '
+                       '"value": "gold"}, ...]}; ops: eq, ne, gt, gte, lt, lte, contains, in, '
+                       "empty, not_empty, changed"})
+    actions = fields.List(fields.Dict(), validate=validate.Length(min=1, max=20), metadata={
+        "description": '[{"type": "set_field", "params": {"field": "stage", "value": '
+                       '"customer"}}, ...]; GET /automations/actions lists the types'})
+
+
+class RuleInput(RuleUpdate):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    trigger = fields.String(required=True, validate=validate.OneOf(TRIGGERS))
+    entity_type = fields.String(load_default="customers",
+                                validate=validate.Length(min=1, max=63))
+    actions = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1, max=20))
+
+
+class Rule(RuleInput):
+    id = fields.UUID(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+
+
+class ActionDescription(Schema):
+    key = fields.String()
+    label = fields.String()
+    params = fields.Dict(keys=fields.String(), values=fields.String())
+    plugin = fields.String()
+
+
+class RunQuery(Schema):
+    status = fields.String(validate=validate.OneOf(RUN_STATUSES))
+
+
+class Run(Schema):
+    id = fields.UUID()
+    rule_id = fields.UUID()
+    status = fields.String()
+    event = fields.String()
+    entity_type = fields.String(allow_none=True)
+    entity_id = fields.UUID(allow_none=True)
+    depth = fields.Integer(metadata={"description": "rules in the chain that led here"})
+    trigger_key = fields.String(allow_none=True)
+    results = fields.List(fields.Dict(), metadata={"description": "each action's result"})
+    error = fields.String(allow_none=True)
+    job_id = fields.UUID(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class ImportMappingUpdate(Schema):
+    name = fields.String(validate=validate.Length(min=1, max=100))
+    kind = fields.String(validate=validate.Length(min=1, max=63), metadata={
+        "description": "the import it is for: customers (default) or a plugin's"})
+    description = fields.String(validate=validate.Length(max=2000))
+    columns = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True),
+                          metadata={"description": '{"Header in the file": "field" or null}'})
+    transforms = fields.Dict(keys=fields.String(), values=fields.List(fields.Dict()), metadata={
+        "description": '{"Header": [{"op": "trim"}, {"op": "date", "from": "%d/%m/%Y"}, ...]}; '
+                       "ops: trim, lower, upper, replace, date, map, default, split, join"})
+
+
+class ImportMappingInput(ImportMappingUpdate):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+class ImportMapping(ImportMappingInput):
+    id = fields.UUID(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+
+
+class ImportMappingQuery(Schema):
+    kind = fields.String()
