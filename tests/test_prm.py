@@ -230,3 +230,226 @@ def test_a_channel_manager_sees_only_the_partners_it_owns(app, api):
     assert [x["name"] for x in listed] == ["Mine"]
     assert api.client.get(f"{PARTNERS}/{theirs['id']}", headers=headers).status_code == 404
     assert api.client.get(f"{PARTNERS}/{mine['id']}", headers=headers).status_code == 200
+
+
+# --- deal registration ----------------------------------------------------------------------
+
+
+def test_a_registration_without_conflict_is_approved_into_an_attributed_protected_deal(api):
+    p = active_partner(api, name="Reseller One", owner_id=str(api.users["manager"].id))
+    portal = Portal(api, p["id"], "one@reseller.example")
+    body = ok(portal.post("deal-registrations", json={
+        "title": "Lathe line", "company_name": "Officine Verdi", "contact_email":
+        "buyer@verdi.example", "amount": "42000", "expected_close_date": "2030-06-30"}), 201)
+    assert (body["status"], body["in_conflict"], body["currency"]) == ("pending", False, "EUR")
+    assert "conflicts" not in body  # a partner never learns who else claims a customer
+    approved = ok(api.post(f"{REGISTRATIONS}/{body['id']}/approve", json={}, role="manager"))
+    assert approved["status"] == "approved" and approved["decided_by"] == str(
+        api.users["manager"].id)
+    expected = (dt.date.today() + dt.timedelta(days=90)).isoformat()
+    assert approved["protected_until"] in (expected, (utcnow().date() + dt.timedelta(
+        days=90)).isoformat())
+    deal = ok(api.get(f"/api/v1/deals/{approved['deal_id']}"))
+    assert (deal["title"], deal["amount"], deal["status"], deal["owner_id"]) == (
+        "Lathe line", "42000.00", "open", str(api.users["manager"].id))
+    customer = ok(api.get(f"/api/v1/customers/{deal['customer_id']}"))
+    assert (customer["kind"], customer["display_name"]) == ("organisation", "Officine Verdi")
+    assert [d["id"] for d in ok(api.get(f"{PARTNERS}/{p['id']}/deals"))] == [deal["id"]]
+    assert [d["id"] for d in ok(portal.get("deals"))] == [deal["id"]]
+    assert ok(portal.get(f"deal-registrations/{body['id']}"))["deal_id"] == deal["id"]
+    # approved twice: 409
+    assert api.post(f"{REGISTRATIONS}/{body['id']}/approve", json={}).status_code == 409
+
+
+def test_a_registration_for_a_customer_with_an_open_deal_is_flagged_and_needs_override(api):
+    p = active_partner(api, name="Late Partner")
+    customer = api.customer(kind="organisation", organisation_name="Ferri Srl",
+                            email="info@ferri.example")
+    ok(api.post("/api/v1/deals", json={"title": "Direct Ferri deal", "amount": "10",
+                                       "customer_id": customer["id"]}), 201)
+    portal = Portal(api, p["id"], "late@partner.example")
+    body = ok(portal.post("deal-registrations", json={
+        "title": "Ferri upgrade", "company_name": "ferri srl", "amount": "500"}), 201)
+    assert body["in_conflict"] is True
+    staff = ok(api.get(f"{REGISTRATIONS}/{body['id']}"))
+    assert [(c["kind"], c["title"]) for c in staff["conflicts"]] == [("deal", "Direct Ferri deal")]
+    response = api.post(f"{REGISTRATIONS}/{body['id']}/approve", json={})
+    assert response.status_code == 409 and "Direct Ferri deal" in response.json["message"]
+    assert ok(api.get(f"{REGISTRATIONS}/{body['id']}"))["status"] == "pending"
+    approved = ok(api.post(f"{REGISTRATIONS}/{body['id']}/approve", json={"override": True}))
+    # the existing customer is used, not duplicated
+    assert ok(api.get(f"/api/v1/deals/{approved['deal_id']}"))["customer_id"] == customer["id"]
+
+
+def test_a_second_registration_for_a_protected_customer_conflicts_and_can_be_rejected(api):
+    first = active_partner(api, name="First")
+    second = active_partner(api, name="Second")
+    a = ok(api.post(REGISTRATIONS, json={"partner_id": first["id"], "title": "Bianchi robots",
+                                         "company_name": "Bianchi", "amount": "100",
+                                         "contact_email": "ceo@bianchi.example"}), 201)
+    assert a["conflicts"] == [] and a["submitted_by"] == str(api.users["admin"].id)
+    # pending registrations conflict too, by name or by e-mail
+    b = ok(Portal(api, second["id"], "s@second.example").post("deal-registrations", json={
+        "title": "Bianchi too", "company_name": "Other name", "contact_email":
+        "CEO@bianchi.example", "amount": "1"}), 201)
+    assert b["in_conflict"] is True
+    ok(api.post(f"{REGISTRATIONS}/{a['id']}/approve", json={}))
+    # after approval the customer is protected: the deal and the registration both conflict
+    staff_b = ok(api.get(f"{REGISTRATIONS}/{b['id']}"))
+    assert [c["kind"] for c in staff_b["conflicts"]] == ["registration"]
+    assert api.post(f"{REGISTRATIONS}/{b['id']}/approve", json={}).status_code == 409
+    kinds = {c["kind"] for c in ok(api.get(f"{REGISTRATIONS}/{b['id']}"))["conflicts"]}
+    assert kinds == {"deal", "registration"}
+    rejected = ok(api.post(f"{REGISTRATIONS}/{b['id']}/reject",
+                           json={"reason": "Bianchi is First's customer"}))
+    assert (rejected["status"], rejected["decision_reason"]) == (
+        "rejected", "Bianchi is First's customer")
+    assert api.post(f"{REGISTRATIONS}/{b['id']}/reject", json={"reason": "x"}).status_code == 409
+    assert [r["title"] for r in ok(api.get(f"{REGISTRATIONS}?status=rejected"))] == [
+        "Bianchi too"]
+
+
+def test_registration_input_and_who_may_register_and_approve(api):
+    p = partner(api, name="Still prospect")
+    response = api.post(REGISTRATIONS, json={"partner_id": p["id"], "title": "x",
+                                             "company_name": "X", "amount": "1"})
+    assert response.status_code == 409 and "prospect" in response.json["message"]
+    activate(api, p)
+    response = api.post(REGISTRATIONS, json={"partner_id": p["id"], "title": "",
+                                             "amount": "-1", "currency": "euro"})
+    assert response.status_code == 422
+    assert set(response.json["errors"]["json"]) == {"title", "amount", "currency"}
+    response = api.post(REGISTRATIONS, json={"partner_id": p["id"], "title": "No customer",
+                                             "amount": "1"})
+    assert response.status_code == 422 and "company_name" in response.json["errors"]["json"]
+    reg = ok(api.post(REGISTRATIONS, json={"partner_id": p["id"], "title": "ok",
+                                           "company_name": "Y", "amount": "1"}), 201)
+    assert api.post(f"{REGISTRATIONS}/{reg['id']}/approve", json={},
+                    role="sales").status_code == 403
+    assert api.post(f"{REGISTRATIONS}/{reg['id']}/reject", json={},
+                    role="admin").status_code == 422
+
+
+# --- commissions ------------------------------------------------------------------------------
+
+
+def run_job(app, tenant_id, name: str, **kwargs):
+    """Enqueue a job in the tenant and run it now, in this thread, as a consumer would."""
+    with tenancy.tenant_context(tenant_id):
+        job_id = jobs.enqueue(name, **kwargs)
+        db.session.commit()
+    assert jobs.queue_for(app).run(tenant_id, job_id) == "succeeded"
+    db.session.rollback()
+
+
+def commissions_of(api, p) -> list[tuple[str, str, str]]:
+    rows = ok(api.get(f"{COMMISSIONS}?partner_id={p['id']}&page_size=100"))
+    return sorted((r["base_amount"], r["amount"], r["status"]) for r in rows)
+
+
+def test_commissions_on_a_known_set_of_deals_with_marginal_tiered_plans(app, api):
+    standard = ok(api.post(PLANS, json={"name": "Standard", "brackets": [
+        {"up_to": "100000", "rate": "8"}, {"up_to": None, "rate": "10"}]}), 201)
+    assert standard["brackets"] == [{"up_to": "100000.00", "rate": "8"},
+                                    {"up_to": None, "rate": "10"}]
+    ok(api.post(PLANS, json={"name": "Gold", "tier_id": tier_id(api, "gold"), "brackets": [
+        {"up_to": "50000", "rate": "10"}, {"rate": "12"}]}), 201)
+    ok(api.post(PLANS, json={"name": "Robots", "product": "Robot arm",
+                             "brackets": [{"rate": "15"}]}), 201)
+    silver = active_partner(api, name="Silver", tier_id=tier_id(api, "silver"))
+    gold = active_partner(api, name="Gold", tier_id=tier_id(api, "gold"))
+    for amount in ("50000", "150000", "123456.78"):
+        won(api, attributed_deal(api, silver, amount)["id"])
+    lost = attributed_deal(api, silver, "999999")
+    ok(api.post(f"/api/v1/deals/{lost['id']}/close", json={"outcome": "lost",
+                                                            "reason": "price"}))
+    won(api, attributed_deal(api, gold, "80000")["id"])
+    robots = attributed_deal(api, gold, "0", items=[
+        {"product": "Robot arm", "quantity": "2", "unit_price": "10000"}])
+    won(api, robots["id"])
+    # a won deal of nobody's earns nothing
+    won(api, ok(api.post("/api/v1/deals", json={"title": "Direct", "amount": "5000"}), 201)["id"])
+
+    # 8% of 50,000; 8% of 100,000 + 10% of 50,000; 8% of 100,000 + 10% of 23,456.78
+    assert commissions_of(api, silver) == [("123456.78", "10345.68", "pending"),
+                                           ("150000.00", "13000.00", "pending"),
+                                           ("50000.00", "4000.00", "pending")]
+    # gold tier plan: 10% of 50,000 + 12% of 30,000; the product plan: 15% of 20,000
+    assert commissions_of(api, gold) == [("20000.00", "3000.00", "pending"),
+                                         ("80000.00", "8600.00", "pending")]
+    line = next(r for r in ok(api.get(f"{COMMISSIONS}?partner_id={silver['id']}"))
+                if r["base_amount"] == "150000.00")
+    assert line["breakdown"] == [
+        {"from": "0.00", "to": "100000.00", "base": "100000.00", "rate": "8",
+         "amount": "8000.00"},
+        {"from": "100000.00", "to": None, "base": "50000.00", "rate": "10", "amount": "5000.00"}]
+    assert line["plan_id"] == standard["id"]
+
+    # the job computes again and changes nothing: idempotent
+    run_job(app, api.tenant.id, "prm.sync_commissions")
+    run_job(app, api.tenant.id, "prm.sync_commissions")
+    assert len(ok(api.get(f"{COMMISSIONS}?page_size=100"))) == 5
+    assert commissions_of(api, gold)[1] == ("80000.00", "8600.00", "pending")
+
+    # the statement of the month, approve, pay
+    month = utcnow().date().replace(day=1).isoformat()
+    statement = ok(api.get(f"{COMMISSIONS}/statement?partner_id={silver['id']}&start={month}"))
+    assert statement["totals"] == {"pending": "27345.68", "approved": "0.00", "paid": "0.00"}
+    assert statement["total"] == "27345.68" and len(statement["lines"]) == 3
+    first = statement["lines"][0]["id"]
+    assert api.post(f"{COMMISSIONS}/{first}/pay", json={}).status_code == 409
+    ok(api.post(f"{COMMISSIONS}/{first}/approve"))
+    paid = ok(api.post(f"{COMMISSIONS}/{first}/pay", json={"reference": "SEPA-1"}))
+    assert (paid["status"], paid["payment_reference"]) == ("paid", "SEPA-1")
+    second = statement["lines"][1]["id"]
+    ok(api.post(f"{COMMISSIONS}/{second}/approve"))
+    statement = ok(api.get(f"{COMMISSIONS}/statement?partner_id={silver['id']}&start={month}"))
+    by_id = {x["id"]: x["amount"] for x in statement["lines"]}
+    assert statement["totals"]["paid"] == by_id[first]
+    assert statement["totals"]["approved"] == by_id[second]
+    assert statement["total"] == "27345.68"
+    assert api.post(f"{COMMISSIONS}/{first}/approve", role="analyst").status_code == 403
+
+
+def test_a_deal_that_is_reopened_cancels_its_pending_commission_and_earns_again_when_won(api):
+    ok(api.post(PLANS, json={"name": "Flat", "brackets": [{"rate": "10"}]}), 201)
+    p = active_partner(api, name="Reopen")
+    deal = attributed_deal(api, p, "1000")
+    won(api, deal["id"])
+    assert commissions_of(api, p) == [("1000.00", "100.00", "pending")]
+    pipeline = ok(api.get(f"/api/v1/pipelines/{deal['pipeline_id']}"))
+    first_open = next(s["id"] for s in pipeline["stages"] if s["kind"] == "open")
+    ok(api.patch(f"/api/v1/deals/{deal['id']}", json={"stage_id": first_open}))
+    assert commissions_of(api, p) == [("1000.00", "100.00", "cancelled")]
+    ok(api.patch(f"/api/v1/deals/{deal['id']}", json={"amount": "2000"}))
+    won(api, deal["id"])
+    assert commissions_of(api, p) == [("2000.00", "200.00", "pending")]
+    commission = ok(api.get(f"{COMMISSIONS}?partner_id={p['id']}"))[0]
+    ok(api.post(f"{COMMISSIONS}/{commission['id']}/approve"))
+    # an approved commission is never computed again
+    ok(api.patch(f"/api/v1/deals/{deal['id']}", json={"amount": "5000"}))
+    assert commissions_of(api, p) == [("2000.00", "200.00", "approved")]
+
+
+def test_an_already_won_deal_earns_when_attributed_and_plans_are_checked(api):
+    response = api.post(PLANS, json={"name": "Bad", "brackets": [
+        {"up_to": "100", "rate": "5"}, {"up_to": "50", "rate": "6"}]})
+    assert response.status_code == 422 and "brackets" in response.json["errors"]["json"]
+    response = api.post(PLANS, json={"name": "Bad", "brackets": [
+        {"up_to": None, "rate": "5"}, {"up_to": "50", "rate": "6"}]})
+    assert response.status_code == 422
+    assert api.post(PLANS, json={"name": "Bad", "brackets": [{"rate": "101"}]}
+                    ).status_code == 422
+    assert api.post(PLANS, json={"name": "Bad", "brackets": []}).status_code == 422
+    capped = ok(api.post(PLANS, json={"name": "Capped", "brackets": [
+        {"up_to": "1000", "rate": "5"}]}), 201)
+    p = active_partner(api)
+    deal = ok(api.post("/api/v1/deals", json={"title": "Won first", "amount": "3000"}), 201)
+    won(api, deal["id"])
+    ok(api.post(f"{PARTNERS}/{p['id']}/deals", json={"deal_id": deal["id"]}), 201)
+    # beyond a last closed bracket nothing is earned: 5% of 1,000
+    assert commissions_of(api, p) == [("3000.00", "50.00", "pending")]
+    other = active_partner(api, name="Other")
+    assert api.post(f"{PARTNERS}/{other['id']}/deals",
+                    json={"deal_id": deal["id"]}).status_code == 409
+    assert api.delete(f"{PLANS}/{capped['id']}").status_code == 409

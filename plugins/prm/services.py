@@ -478,9 +478,11 @@ def _customer_ids_for(customer_id, company_name, contact_email) -> set[uuid.UUID
 
 
 def find_conflicts(*, customer_id=None, company_name=None, contact_email=None,
-                   exclude_id=None, on: dt.date | None = None) -> list[dict[str, Any]]:
+                   exclude_id=None, earlier_than: dt.datetime | None = None,
+                   on: dt.date | None = None) -> list[dict[str, Any]]:
     """What already claims the customer: an open deal, or another registration that is
-    pending or approved and still protected on ``on`` (default today)."""
+    approved and still protected on ``on`` (default today), or pending and (with
+    ``earlier_than``) submitted before — first come, first served."""
     on = on or today()
     ids = _customer_ids_for(customer_id, company_name, contact_email)
     found: list[dict[str, Any]] = []
@@ -497,9 +499,12 @@ def find_conflicts(*, customer_id=None, company_name=None, contact_email=None,
     if contact_email:
         claims.append(DealRegistration.contact_email == contact_email)
     if claims:
+        pending = DealRegistration.status == "pending"
+        if earlier_than is not None:
+            pending = sa.and_(pending, DealRegistration.created_at < earlier_than)
         stmt = db.select(DealRegistration).where(
             sa.or_(*claims),
-            sa.or_(DealRegistration.status == "pending",
+            sa.or_(pending,
                    sa.and_(DealRegistration.status == "approved",
                            DealRegistration.protected_until >= on)),
         ).order_by(DealRegistration.created_at)
@@ -577,7 +582,8 @@ def approve_registration(registration_id: uuid.UUID, data: dict[str, Any],
     conflicts = find_conflicts(customer_id=registration.customer_id,
                                company_name=registration.company_name,
                                contact_email=registration.contact_email,
-                               exclude_id=registration.id)
+                               exclude_id=registration.id,
+                               earlier_than=registration.created_at)
     registration.conflicts = conflicts
     if conflicts and not data.get("override"):
         db.session.flush()
@@ -672,7 +678,7 @@ def check_brackets(brackets: list[dict[str, Any]]) -> list[dict[str, str | None]
                 raise ValidationError({"brackets": ["thresholds must go up"]})
             previous = up_to
         clean.append({"up_to": None if up_to is None else str(money(up_to)),
-                      "rate": str(rate.normalize() if rate == rate.to_integral() else rate)})
+                      "rate": format(rate.normalize(), "f")})
     return clean
 
 
