@@ -453,3 +453,148 @@ def test_an_already_won_deal_earns_when_attributed_and_plans_are_checked(api):
     assert api.post(f"{PARTNERS}/{other['id']}/deals",
                     json={"deal_id": deal["id"]}).status_code == 409
     assert api.delete(f"{PLANS}/{capped['id']}").status_code == 409
+
+
+# --- the partner portal ---------------------------------------------------------------------
+
+PORTAL_ID = __import__("re").compile(r"<(?:\w+:)?(\w+)>")
+
+
+def partner_world(api, name: str, country: str) -> dict:
+    """An active partner with one record of every kind the portal shows: an offered lead,
+    an approved registration (its deal won, so a commission), a contract."""
+    if not ok(api.get(RULES)):
+        ok(api.post(RULES, json={"name": "everyone"}), 201)
+        ok(api.post(PLANS, json={"name": "Flat", "brackets": [{"rate": "10"}]}), 201)
+    p = active_partner(api, name=f"{name} Partner", territories=[country])
+    portal = Portal(api, p["id"], f"{name.lower()}@{api.tenant.slug}.example")
+    lead = ok(api.post("/api/v1/leads", json={"first_name": name, "company": f"{name} Lead Co",
+                                              "country": country}), 201)
+    offer = ok(api.post(OFFERS, json={"lead_id": lead["id"]}), 201)
+    assert offer["partner_id"] == p["id"]
+    registration = ok(portal.post("deal-registrations", json={
+        "title": f"{name} registration", "company_name": f"{name} Customer",
+        "amount": "1000"}), 201)
+    deal_id = ok(api.post(f"{REGISTRATIONS}/{registration['id']}/approve", json={}))["deal_id"]
+    won(api, deal_id)
+    commission = ok(api.get(f"{COMMISSIONS}?partner_id={p['id']}"))[0]
+    contract = ok(api.post(CONTRACTS, json={"partner_id": p["id"], "name": f"{name} contract",
+                                            "start_date": "2020-01-01", "status": "active"}),
+                  201)
+    return {"portal": portal, "marker": name.lower(), "partner": p, "ids": {
+        "lead_id": lead["id"], "registration_id": registration["id"], "deal_id": deal_id,
+        "commission_id": commission["id"], "contract_id": contract["id"]}}
+
+
+def portal_routes(app):
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith(PORTAL + "/") and rule.rule != f"{PORTAL}/auth/login":
+            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                yield method, rule.rule
+
+
+def test_the_partner_matrix_no_partner_ever_reaches_another_partners_records(api, other_api):
+    mine = partner_world(api, "Pippo", "IT")
+    theirs = partner_world(api, "Quirino", "FR")
+    foreign = partner_world(other_api, "Rodolfo", "IT")
+    me = mine["portal"]
+    checked = with_ids = 0
+    for method, rule in portal_routes(api.app):
+        params = PORTAL_ID.findall(rule)
+        if not params:
+            if method == "GET":
+                path = rule + ("?start=" + utcnow().date().replace(day=1).isoformat()
+                               if rule.endswith("/statement") else "")
+                response = me.open(path)
+                assert response.status_code == 200, (rule, response.json)
+                text = response.get_data(as_text=True).lower()
+                assert "quirino" not in text and "rodolfo" not in text, rule
+                checked += 1
+            continue
+        with_ids += 1
+        for name in params:
+            assert name in mine["ids"], f"add a portal record for <{name}> ({rule})"
+        if method == "GET":
+            own = me.open(PORTAL_ID.sub(lambda m: mine["ids"][m.group(1)], rule))
+            assert own.status_code == 200, (rule, own.json)
+            assert all(mine["ids"][n] in own.get_data(as_text=True) for n in params), rule
+        for world in (theirs, foreign):
+            path = PORTAL_ID.sub(lambda m, w=world: w["ids"][m.group(1)], rule)
+            response = me.open(path, method, json={} if method == "POST" else None)
+            assert response.status_code == 404, (method, rule, response.status_code)
+            assert world["marker"] not in response.get_data(as_text=True).lower()
+            checked += 1
+    assert with_ids >= 7 and checked >= 20
+    # nothing was changed by the attempts: the other partners' offers still wait
+    for world, client in ((theirs, api), (foreign, other_api)):
+        offers = ok(client.get(f"{OFFERS}?lead_id={world['ids']['lead_id']}"))
+        assert [o["status"] for o in offers] == ["offered"]
+    # and every list shows the partner its own records
+    assert [x["id"] for x in ok(me.get("leads"))] == [mine["ids"]["lead_id"]]
+    assert [x["id"] for x in ok(me.get("deal-registrations"))] == [
+        mine["ids"]["registration_id"]]
+    assert [x["id"] for x in ok(me.get("deals"))] == [mine["ids"]["deal_id"]]
+    assert [x["id"] for x in ok(me.get("commissions"))] == [mine["ids"]["commission_id"]]
+    assert [x["id"] for x in ok(me.get("contracts"))] == [mine["ids"]["contract_id"]]
+
+
+def test_a_partner_accepts_or_declines_its_leads_and_sees_contact_details_once_accepted(api):
+    ok(api.post(RULES, json={"name": "everyone"}), 201)
+    a = Portal(api, active_partner(api, name="A", tier_id=tier_id(api, "gold"))["id"], "a@a.example")
+    b = Portal(api, active_partner(api, name="B", tier_id=tier_id(api, "silver"))["id"],
+               "b@b.example")
+    lead = ok(api.post("/api/v1/leads", json={"first_name": "Lia", "email": "lia@x.example",
+                                              "phone": "+390212345678"}), 201)
+    offer = ok(api.post(OFFERS, json={"lead_id": lead["id"]}), 201)
+    assert offer["partner_id"] == a.partner_id  # gold first
+    seen = ok(a.get(f"leads/{lead['id']}"))
+    assert (seen["offer_status"], seen["email"], seen["phone"]) == ("offered", None, None)
+    assert b.get(f"leads/{lead['id']}").status_code == 404
+    assert b.post(f"leads/{lead['id']}/accept").status_code == 404
+    assert a.post(f"leads/{lead['id']}/decline", json={"reason": "too far"}).status_code == 204
+    # declined: gone from A, offered to B at once
+    assert a.get(f"leads/{lead['id']}").status_code == 404
+    assert ok(b.get("leads"))[0]["offer_status"] == "offered"
+    accepted = ok(b.post(f"leads/{lead['id']}/accept"))
+    assert (accepted["offer_status"], accepted["email"]) == ("accepted", "lia@x.example")
+    assert b.post(f"leads/{lead['id']}/accept").status_code == 409
+    history = ok(api.get(f"{OFFERS}?lead_id={lead['id']}"))
+    assert [(o["partner_id"], o["status"], o["reason"]) for o in history] == [
+        (a.partner_id, "declined", "too far"), (b.partner_id, "accepted", None)]
+
+
+def test_portal_registration_input_sessions_and_scorecard(api):
+    p = active_partner(api, name="Session Partner")
+    ok(api.post(f"{PARTNERS}/{p['id']}/users", json={
+        "email": "login@session.example", "password": "a long enough password"}), 201)
+    client = api.app.test_client()
+    response = client.post(f"{PORTAL}/auth/login", json={"email": "login@session.example",
+                                                         "password": "wrong password!"})
+    assert response.status_code == 401
+    # a portal session (what a successful login leaves in the signed cookie)
+    user = ok(api.get(f"{PARTNERS}/{p['id']}/users"))[0]
+    csrf = "the-csrf-token"
+    with client.session_transaction() as session:
+        session.update({"user_id": user["id"], "tenant_id": str(api.tenant.id), "csrf": csrf,
+                        "partner_portal": True})
+    assert ok(client.get(f"{PORTAL}/me"))["name"] == "Session Partner"
+    body = {"title": "Via session", "company_name": "Sess Spa", "amount": "10"}
+    assert client.post(f"{PORTAL}/deal-registrations", json=body).status_code == 403
+    ok(client.post(f"{PORTAL}/deal-registrations", json=body,
+                   headers={"X-CSRF-Token": csrf}), 201)
+    response = client.post(f"{PORTAL}/deal-registrations", headers={"X-CSRF-Token": csrf},
+                           json={"title": "", "amount": "x", "customer_id": "nope"})
+    assert response.status_code == 422
+    assert set(response.json["errors"]["json"]) == {"title", "amount", "customer_id"}
+    customer = api.customer(first_name="Staff only")
+    response = client.post(f"{PORTAL}/deal-registrations", headers={"X-CSRF-Token": csrf},
+                           json={"title": "t", "amount": "1", "customer_id": customer["id"]})
+    assert response.status_code == 422
+    assert client.get(f"{PORTAL}/deals/not-a-uuid").status_code == 404
+    card = ok(client.get(f"{PORTAL}/scorecard?from=2020-01-01&to=2020-12-31"))
+    assert (card["partner"], card["from"], card["revenue"]) == ("Session Partner", "2020-01-01",
+                                                               "0.00")
+    # a terminated partner's users are locked out
+    token_user = Portal(api, p["id"], "token@session.example")
+    ok(api.post(f"{PARTNERS}/{p['id']}/status", json={"status": "terminated"}))
+    assert token_user.get("me").status_code == 403
