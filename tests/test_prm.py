@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -598,3 +599,146 @@ def test_portal_registration_input_sessions_and_scorecard(api):
     token_user = Portal(api, p["id"], "token@session.example")
     ok(api.post(f"{PARTNERS}/{p['id']}/status", json={"status": "terminated"}))
     assert token_user.get("me").status_code == 403
+
+
+# --- lead distribution ----------------------------------------------------------------------
+
+
+def offer_lead(api, **lead) -> dict | None:
+    lead.setdefault("first_name", "Lead")
+    created = ok(api.post("/api/v1/leads", json=lead), 201)
+    response = api.post(OFFERS, json={"lead_id": created["id"]})
+    if response.status_code == 422:
+        return None
+    return ok(response, 201)
+
+
+def test_leads_go_to_partners_in_proportion_to_tier_weight_within_territory_and_capacity(api):
+    ok(api.post(RULES, json={"name": "Italy", "countries": ["it"], "position": 1}), 201)
+    gold = active_partner(api, name="Gold", tier_id=tier_id(api, "gold"), territories=["IT"])
+    silver = active_partner(api, name="Silver", tier_id=tier_id(api, "silver"),
+                            territories=["IT", "FR"])
+    bronze = active_partner(api, name="Bronze", tier_id=tier_id(api, "bronze"))
+    active_partner(api, name="Elsewhere", tier_id=tier_id(api, "gold"), territories=["DE"])
+    partner(api, name="Not active yet", tier_id=tier_id(api, "gold"))
+    names = {gold["id"]: "Gold", silver["id"]: "Silver", bronze["id"]: "Bronze"}
+    order = [names[offer_lead(api, country="IT")["partner_id"]] for _ in range(6)]
+    # lowest (load + 1) / weight first; ties to the heavier tier
+    assert order == ["Gold", "Silver", "Gold", "Gold", "Silver", "Bronze"]
+    # no rule matches a German lead
+    assert offer_lead(api, country="DE") is None
+    # capacity: a full partner is skipped
+    ok(api.patch(f"{PARTNERS}/{gold['id']}", json={"capacity": 3}))
+    ok(api.patch(f"{PARTNERS}/{silver['id']}", json={"capacity": 2}))
+    assert names[offer_lead(api, country="IT")["partner_id"]] == "Bronze"
+    ok(api.patch(f"{PARTNERS}/{bronze['id']}", json={"capacity": 2}))
+    assert offer_lead(api, country="IT") is None  # everyone is full
+
+
+def test_rules_choose_by_specialisation_and_tier(api):
+    ok(api.post(RULES, json={"name": "Welding to gold", "specialisation": "Welding",
+                             "tier_ids": [tier_id(api, "gold")], "position": 0}), 201)
+    ok(api.post(RULES, json={"name": "Web leads", "sources": ["web_form"], "position": 1}), 201)
+    welder = active_partner(api, name="Welder", tier_id=tier_id(api, "gold"),
+                            specialisations=["welding"])
+    active_partner(api, name="Silver welder", tier_id=tier_id(api, "silver"),
+                   specialisations=["welding"])
+    painter = active_partner(api, name="Painter", tier_id=tier_id(api, "bronze"),
+                             specialisations=["painting"])
+    offer = offer_lead(api, attributes={"specialisation": "welding"})
+    assert offer["partner_id"] == welder["id"]
+    assert offer_lead(api, source="api") is None  # no rule for it
+    offer = offer_lead(api, source="web_form", attributes={"specialisation": "painting"})
+    assert offer["partner_id"] == painter["id"]
+    response = api.post(OFFERS, json={"lead_id": offer["lead_id"]})
+    assert response.status_code == 409  # already with a partner
+    ok(api.post(f"{OFFERS}/{offer['id']}/withdraw"))
+    assert api.post(f"{OFFERS}/{offer['id']}/withdraw").status_code == 409
+
+
+def test_the_job_reassigns_leads_nobody_answered_in_time(app, api):
+    from clientela.plugins.prm.models import LeadOffer
+
+    assert jobs.queue_for(app).definitions["prm.expire_lead_offers"].schedule is not None
+    ok(api.post(RULES, json={"name": "all"}), 201)
+    first = active_partner(api, name="First", tier_id=tier_id(api, "gold"))
+    second = active_partner(api, name="Second", tier_id=tier_id(api, "silver"))
+    offer = offer_lead(api, first_name="Slow")
+    assert offer["partner_id"] == first["id"]
+    deadline = dt.datetime.fromisoformat(offer["deadline"])
+    assert deadline - dt.datetime.fromisoformat(offer["offered_at"]) == dt.timedelta(hours=48)
+
+    def time_passes(lead_id):
+        with tenancy.tenant_context(api.tenant.id):
+            db.session.execute(sa.update(LeadOffer).where(
+                LeadOffer.lead_id == uuid.UUID(lead_id), LeadOffer.status == "offered")
+                .values(deadline=utcnow() - dt.timedelta(minutes=1)))
+            db.session.commit()
+
+    # not yet due: the job leaves it alone
+    run_job(app, api.tenant.id, "prm.expire_lead_offers")
+    assert [o["status"] for o in ok(api.get(f"{OFFERS}?lead_id={offer['lead_id']}"))] == [
+        "offered"]
+    time_passes(offer["lead_id"])
+    portal = Portal(api, first["id"], "first@late.example")
+    assert portal.post(f"leads/{offer['lead_id']}/accept").status_code == 409  # too late
+    run_job(app, api.tenant.id, "prm.expire_lead_offers")
+    history = ok(api.get(f"{OFFERS}?lead_id={offer['lead_id']}"))
+    assert [(o["partner_id"], o["status"]) for o in history] == [
+        (first["id"], "expired"), (second["id"], "offered")]
+    assert portal.get(f"leads/{offer['lead_id']}").status_code == 404
+    time_passes(offer["lead_id"])
+    run_job(app, api.tenant.id, "prm.expire_lead_offers")
+    # everybody had their chance: the lead stays with nobody
+    history = ok(api.get(f"{OFFERS}?lead_id={offer['lead_id']}"))
+    assert [o["status"] for o in history] == ["expired", "expired"]
+
+
+# --- contracts ------------------------------------------------------------------------------
+
+
+def test_contracts_terms_renewal_and_expiry_alerts_by_job_over_real_smtp(app, api,
+                                                                         clientela_smtp):
+    clientela_smtp.configure(app)
+    manager = api.users["manager"]
+    p = active_partner(api, name="Contracted", owner_id=str(manager.id))
+    plan = ok(api.post(PLANS, json={"name": "Contract plan", "brackets": [{"rate": "20"}]}),
+              201)
+    today = utcnow().date()
+    ending = ok(api.post(CONTRACTS, json={
+        "partner_id": p["id"], "name": "Distribution 2026", "terms": "Exclusive in Lombardy",
+        "start_date": (today - dt.timedelta(days=300)).isoformat(),
+        "end_date": (today + dt.timedelta(days=10)).isoformat(), "status": "active",
+        "commission_plan_id": plan["id"], "territories": ["it"],
+        "documents": [{"name": "Signed PDF", "url": "https://files.example/c.pdf"}]}), 201)
+    assert ending["territories"] == ["IT"] and ending["documents"][0]["name"] == "Signed PDF"
+    renewing = ok(api.post(CONTRACTS, json={
+        "partner_id": p["id"], "name": "Service", "start_date": "2024-01-31",
+        "end_date": (today - dt.timedelta(days=1)).isoformat(), "status": "active",
+        "auto_renew": True, "renewal_months": 12}), 201)
+    lapsing = ok(api.post(CONTRACTS, json={
+        "partner_id": p["id"], "name": "Old", "start_date": "2024-01-01",
+        "end_date": (today - dt.timedelta(days=1)).isoformat(), "status": "active"}), 201)
+    assert api.post(CONTRACTS, json={"partner_id": p["id"], "name": "x",
+                                     "start_date": "2030-01-02",
+                                     "end_date": "2030-01-01"}).status_code == 422
+    assert jobs.queue_for(app).definitions["prm.contract_alerts"].schedule is not None
+    run_job(app, api.tenant.id, "prm.contract_alerts")
+    assert ok(api.get(f"{CONTRACTS}/{lapsing['id']}"))["status"] == "expired"
+    renewed = ok(api.get(f"{CONTRACTS}/{renewing['id']}"))
+    assert renewed["status"] == "active"
+    assert dt.date.fromisoformat(renewed["end_date"]) > today
+    assert len(clientela_smtp.messages) == 1
+    message = clientela_smtp.messages[0]
+    assert message["To"] == manager.email
+    assert "Contracted" in message["Subject"] and "expires" in message["Subject"]
+    assert ok(api.get(f"{CONTRACTS}/{ending['id']}"))["alerted_for"] == ending["end_date"]
+    run_job(app, api.tenant.id, "prm.contract_alerts")
+    assert len(clientela_smtp.messages) == 1  # once per end date
+    # the contract's plan pays the partner's deals
+    ok(api.post(PLANS, json={"name": "Generic", "brackets": [{"rate": "1"}]}), 201)
+    won(api, attributed_deal(api, p, "1000")["id"])
+    assert commissions_of(api, p) == [("1000.00", "200.00", "pending")]
+    assert ok(api.get(f"{CONTRACTS}?partner_id={p['id']}&status=expired"))[0]["name"] == "Old"
+    ok(api.delete(f"{CONTRACTS}/{lapsing['id']}"), 204)
+    assert api.get(f"{CONTRACTS}", role="sales").status_code == 403
