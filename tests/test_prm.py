@@ -742,3 +742,182 @@ def test_contracts_terms_renewal_and_expiry_alerts_by_job_over_real_smtp(app, ap
     assert ok(api.get(f"{CONTRACTS}?partner_id={p['id']}&status=expired"))[0]["name"] == "Old"
     ok(api.delete(f"{CONTRACTS}/{lapsing['id']}"), 204)
     assert api.get(f"{CONTRACTS}", role="sales").status_code == 403
+
+
+# --- forecast, scorecards, reports -----------------------------------------------------------
+
+
+def at(day: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(day).replace(tzinfo=dt.timezone.utc)
+
+
+def backdate(api, deal_id: str, created: str, closed: str | None = None) -> None:
+    """Put a deal where the known data set wants it in time."""
+    from clientela.plugins.operational.models import Deal
+
+    with tenancy.tenant_context(api.tenant.id):
+        values = {"created_at": at(created)}
+        if closed:
+            values["closed_at"] = at(closed)
+        db.session.execute(sa.update(Deal).where(Deal.id == uuid.UUID(deal_id)).values(**values))
+        db.session.commit()
+
+
+def known_data_set(app, api) -> tuple[dict, dict]:
+    """Two partners and their 2025: deals won, lost and open, leads, targets, commissions."""
+    from clientela.plugins.prm.models import LeadOffer
+
+    ok(api.post(PLANS, json={"name": "Ten", "brackets": [{"rate": "10"}]}), 201)
+    ok(api.post(RULES, json={"name": "all"}), 201)
+    g = active_partner(api, name="Gianni", tier_id=tier_id(api, "gold"), territories=["IT"])
+    s = active_partner(api, name="Sara", tier_id=tier_id(api, "silver"), territories=["FR"])
+    pipeline = next(p for p in ok(api.get("/api/v1/pipelines")) if p["is_default"])
+    stage = {x["name"]: x["id"] for x in pipeline["stages"]}
+    for p, amount, created, closed in ((g, "10000", "2025-01-01", "2025-01-11"),
+                                       (g, "30000", "2025-02-01", "2025-02-21"),
+                                       (s, "20000", "2025-04-01", "2025-04-04")):
+        deal = attributed_deal(api, p, amount)
+        won(api, deal["id"])
+        backdate(api, deal["id"], created, closed)
+    lost = attributed_deal(api, g, "5000")
+    ok(api.post(f"/api/v1/deals/{lost['id']}/close", json={"outcome": "lost",
+                                                            "reason": "price"}))
+    backdate(api, lost["id"], "2025-02-01", "2025-03-01")
+    attributed_deal(api, g, "40000", stage_id=stage["Proposal"],
+                    expected_close_date="2025-05-15")
+    attributed_deal(api, s, "8000", stage_id=stage["Qualification"],
+                    expected_close_date="2025-06-30")
+    # a deal of nobody's counts for no partner
+    ok(api.post("/api/v1/deals", json={"title": "Direct", "amount": "777",
+                                       "expected_close_date": "2025-05-01"}), 201)
+    # commissions follow the deals into 2025 when the job computes them again
+    run_job(app, api.tenant.id, "prm.sync_commissions")
+    # Gianni receives three leads, accepts two and one of those converts
+    portal = Portal(api, g["id"], "gianni@known.example")
+    offers = [offer_lead(api, first_name=f"L{i}", country="IT") for i in range(3)]
+    assert {o["partner_id"] for o in offers} == {g["id"]}
+    ok(portal.post(f"leads/{offers[0]['lead_id']}/accept"))
+    ok(portal.post(f"leads/{offers[1]['lead_id']}/accept"))
+    assert portal.post(f"leads/{offers[2]['lead_id']}/decline").status_code == 204
+    ok(api.post(f"/api/v1/leads/{offers[0]['lead_id']}/convert", json={}))
+    with tenancy.tenant_context(api.tenant.id):
+        db.session.execute(sa.update(LeadOffer).values(offered_at=at("2025-03-15")))
+        db.session.commit()
+    ok(api.client.put(f"{PARTNERS}/{g['id']}/targets", headers=api.headers(), json={
+        "period": "quarter", "period_start": "2025-01-01", "amount": "50000"}))
+    ok(api.post(CONTRACTS, json={"partner_id": g["id"], "name": "G", "status": "active",
+                                 "start_date": "2025-01-01", "end_date": "2025-12-31"}), 201)
+    return g, s
+
+
+def test_scorecards_and_reports_on_a_known_data_set(app, api):
+    g, s = known_data_set(app, api)
+    card = ok(api.get(f"{PARTNERS}/{g['id']}/scorecard?from=2025-01-01&to=2025-12-31"))
+    assert {k: v for k, v in card.items() if k not in ("partner_id",)} == {
+        "partner": "Gianni", "tier": "gold", "status": "active",
+        "from": "2025-01-01", "to": "2025-12-31", "contract_status": "active",
+        "leads_received": 3, "leads_accepted": 2, "leads_converted": 1,
+        "acceptance_rate": "0.6667", "conversion_rate": "0.5000",
+        "deals_won": 2, "deals_lost": 1, "win_rate": "0.6667",
+        "revenue": "40000.00", "average_deal": "20000.00", "average_days_to_close": "15.0",
+        "commission_earned": "4000.00"}
+    # January only: the first won deal, nothing lost, no lead yet
+    q1 = ok(api.get(f"{PARTNERS}/{g['id']}/scorecard?from=2025-01-01&to=2025-01-31"))
+    assert (q1["deals_won"], q1["deals_lost"], q1["revenue"], q1["commission_earned"],
+            q1["leads_received"]) == (1, 0, "10000.00", "1000.00", 0)
+    report = ok(api.get("/api/v1/prm/reports?from=2025-01-01&to=2025-12-31", role="analyst"))
+    assert [p["partner"] for p in report["partners"]] == ["Gianni", "Sara"]
+    sara = report["partners"][1]
+    assert (sara["deals_won"], sara["revenue"], sara["average_days_to_close"], sara["win_rate"],
+            sara["commission_earned"], sara["contract_status"], sara["leads_received"]) == (
+        1, "20000.00", "3.0", "1.0000", "2000.00", "none", 0)
+    tiers = {t["tier"]: t for t in report["tiers"]}
+    assert (tiers["gold"]["partners"], tiers["gold"]["revenue"], tiers["gold"]["win_rate"]) == (
+        1, "40000.00", "0.6667")
+    assert (tiers["silver"]["revenue"], tiers["silver"]["deals_won"]) == ("20000.00", 1)
+    assert (tiers["bronze"]["partners"], tiers["bronze"]["revenue"],
+            tiers["bronze"]["win_rate"]) == (0, "0.00", None)
+    # the partner sees the same card in the portal
+    portal = Portal(api, s["id"], "sara@known.example")
+    assert ok(portal.get("scorecard?from=2025-01-01&to=2025-12-31"))["revenue"] == "20000.00"
+
+
+def test_the_partner_forecast_weights_the_pipeline_by_period_next_to_targets(app, api):
+    g, s = known_data_set(app, api)
+    forecast = ok(api.get("/api/v1/prm/forecast?year=2025&period=quarter"))
+    rows = [(r["period"], r["partner"], r["open"], r["weighted"], r["won"], r["target"])
+            for r in forecast["rows"]]
+    assert rows == [
+        ("2025-Q1", "Gianni", "0.00", "0.00", "40000.00", "50000.00"),
+        ("2025-Q2", "Gianni", "40000.00", "20000.00", "0.00", "0.00"),
+        ("2025-Q2", "Sara", "8000.00", "800.00", "20000.00", "0.00"),
+    ]
+    assert [(c["period"], c["open"], c["weighted"], c["won"], c["target"])
+            for c in forecast["channel"]] == [
+        ("2025-Q1", "0.00", "0.00", "40000.00", "50000.00"),
+        ("2025-Q2", "48000.00", "20800.00", "20000.00", "0.00")]
+    one = ok(api.get(f"/api/v1/prm/forecast?year=2025&period=month&partner_id={s['id']}"))
+    assert [(r["period"], r["weighted"], r["won"]) for r in one["rows"]] == [
+        ("2025-04", "0.00", "20000.00"), ("2025-06", "800.00", "0.00")]
+    assert api.get("/api/v1/prm/forecast", role="sales").status_code == 403
+
+
+def test_partner_targets_are_set_per_period(api):
+    p = partner(api)
+    url = f"{PARTNERS}/{p['id']}/targets"
+    put = lambda body: api.client.put(url, headers=api.headers(), json=body)  # noqa: E731
+    ok(put({"period": "month", "period_start": "2030-01-01", "amount": "100"}))
+    ok(put({"period": "month", "period_start": "2030-01-01", "amount": "250"}))
+    assert [(t["period_start"], t["amount"]) for t in ok(api.get(url))] == [
+        ("2030-01-01", "250.00")]
+    response = put({"period": "quarter", "period_start": "2030-02-01", "amount": "1"})
+    assert response.status_code == 422 and "period_start" in response.json["errors"]["json"]
+
+
+# --- data-subject rights, merge, profile ------------------------------------------------------
+
+
+def test_export_erase_merge_and_profile_cover_deal_registrations(api):
+    p = active_partner(api, name="Rights")
+    customer = api.customer(kind="organisation", organisation_name="Neri Spa",
+                            email="info@neri.example")
+    twin = api.customer(kind="organisation", organisation_name="Neri S.p.A.")
+    reg = ok(api.post(REGISTRATIONS, json={"partner_id": p["id"], "title": "Neri press",
+                                           "customer_id": twin["id"], "amount": "1",
+                                           "contact_email": "ceo@neri.example",
+                                           "notes": "call the CEO Neri"}), 201)
+    ok(api.post(f"/api/v1/customers/{customer['id']}/merge", json={"other_id": twin["id"]}))
+    assert ok(api.get(f"{REGISTRATIONS}/{reg['id']}"))["customer_id"] == customer["id"]
+    profile = ok(api.get(f"/api/v1/customers/{customer['id']}/profile"))
+    section = next(s for s in profile["sections"] if s["key"] == "prm")
+    assert section["data"]["registrations"][0]["partner"] == "Rights"
+    document = ok(api.get(f"/api/v1/customers/{customer['id']}/export"))
+    exported = document["plugins"]["prm"]["deal_registrations"]
+    assert [(r["title"], r["contact_email"]) for r in exported] == [
+        ("Neri press", "ceo@neri.example")]
+    summary = ok(api.post(f"/api/v1/customers/{customer['id']}/erase"))
+    assert summary["plugins"]["prm"] == {"deal_registrations_anonymised": 1}
+    erased = ok(api.get(f"{REGISTRATIONS}/{reg['id']}"))
+    assert (erased["title"], erased["contact_email"], erased["notes"]) == (
+        "Erased registration", None, "")
+
+
+def test_no_prm_input_produces_a_500(api):
+    p = active_partner(api)
+    for method, path, body in (
+            ("POST", PARTNERS, {"name": "x" * 5000, "type": "reseller"}),
+            ("POST", PARTNERS, {"name": "x", "type": "reseller", "territories": "IT"}),
+            ("POST", PARTNERS, ["not", "an", "object"]),
+            ("GET", f"{PARTNERS}?status=weird", None),
+            ("POST", f"{PARTNERS}/{p['id']}/status", {"status": None}),
+            ("POST", REGISTRATIONS, {"partner_id": "nope"}),
+            ("POST", PLANS, {"name": "p", "brackets": [{"rate": "NaN"}]}),
+            ("POST", PLANS, {"name": "p", "brackets": [{"rate": "1e999"}]}),
+            ("POST", CONTRACTS, {"partner_id": p["id"], "name": "c", "start_date": "soon"}),
+            ("GET", "/api/v1/prm/reports?from=2030-01-01&to=2020-01-01", None),
+            ("GET", f"{COMMISSIONS}/statement?partner_id={p['id']}&start=2030-01-02", None),
+            ("POST", OFFERS, {"lead_id": str(uuid.uuid4())}),
+    ):
+        response = api.client.open(path, method=method, json=body, headers=api.headers())
+        assert 400 <= response.status_code < 500, (method, path, body, response.status_code)
+        assert set(response.json) >= {"code", "status", "message"}

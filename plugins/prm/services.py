@@ -1441,11 +1441,11 @@ def report(principal: Principal, start: dt.date | None = None, end: dt.date | No
 def export_for(customer: Customer) -> dict[str, Any]:
     rows = db.session.execute(db.select(DealRegistration).where(
         DealRegistration.customer_id == customer.id)).scalars().all()
-    return {"prm_deal_registrations": [
+    return {"prm": {"deal_registrations": [
         {"id": str(r.id), "title": r.title, "company_name": r.company_name,
          "contact_email": r.contact_email, "amount": str(r.amount), "currency": r.currency,
          "status": r.status, "notes": r.notes, "created_at": r.created_at.isoformat()}
-        for r in rows]}
+        for r in rows]}}
 
 
 def erase_for(customer: Customer) -> dict[str, Any]:
@@ -1455,7 +1455,7 @@ def erase_for(customer: Customer) -> dict[str, Any]:
         r.company_name, r.contact_email, r.notes = None, None, ""
         r.title = "Erased registration"
     db.session.flush()
-    return {"prm_deal_registrations": len(rows)}
+    return {"deal_registrations_anonymised": len(rows)}
 
 
 def merge_into(survivor: Customer, merged_id: uuid.UUID) -> None:
