@@ -231,6 +231,22 @@ def test_a_channel_manager_sees_only_the_partners_it_owns(app, api):
     assert [x["name"] for x in listed] == ["Mine"]
     assert api.client.get(f"{PARTNERS}/{theirs['id']}", headers=headers).status_code == 404
     assert api.client.get(f"{PARTNERS}/{mine['id']}", headers=headers).status_code == 200
+    # it approves its own partners' registrations, into deals it owns
+    for p in (mine, theirs):
+        activate(api, p)
+    reg = ok(api.post(REGISTRATIONS, json={"partner_id": mine["id"], "title": "CM deal",
+                                           "company_name": "CM Customer", "amount": "5"}), 201)
+    other = ok(api.post(REGISTRATIONS, json={"partner_id": theirs["id"], "title": "Not CM",
+                                             "company_name": "Else", "amount": "5"}), 201)
+    approved = api.client.post(f"{REGISTRATIONS}/{reg['id']}/approve", json={},
+                               headers=headers)
+    assert approved.status_code == 200, approved.json
+    deal = api.client.get(f"/api/v1/deals/{approved.json['deal_id']}", headers=headers).json
+    assert deal["owner_id"] == str(user.id)
+    assert api.client.post(f"{REGISTRATIONS}/{other['id']}/approve", json={},
+                           headers=headers).status_code == 404
+    assert [r["title"] for r in api.client.get(REGISTRATIONS, headers=headers).json] == [
+        "CM deal"]
 
 
 # --- deal registration ----------------------------------------------------------------------
@@ -921,3 +937,18 @@ def test_no_prm_input_produces_a_500(api):
         response = api.client.open(path, method=method, json=body, headers=api.headers())
         assert 400 <= response.status_code < 500, (method, path, body, response.status_code)
         assert set(response.json) >= {"code", "status", "message"}
+
+
+def test_demo_data_builds_a_small_network(app_ctx, tenant):
+    from clientela.core.app import current_clientela
+    from clientela.plugins.prm.models import Commission, Partner, PartnerDeal
+
+    current_clientela().plugins.call_in_order("clientela_demo_data", tenant=tenant)
+    db.session.commit()
+    partners = db.session.execute(db.select(Partner).order_by(Partner.name)).scalars().all()
+    assert [(p.name, p.status) for p in partners] == [
+        ("Distribuzioni Nord", "active"), ("Meccanica Rossi", "active"),
+        ("Studio Bianchi", "active")]
+    assert len(db.session.execute(db.select(PartnerDeal)).scalars().all()) == 6
+    commissions = db.session.execute(db.select(Commission)).scalars().all()
+    assert commissions and all(c.amount > 0 for c in commissions)

@@ -55,9 +55,10 @@ def clientela_permissions(register):
 def clientela_roles(register):
     register("admin", STAFF)
     register("manager", STAFF)
-    # a channel manager handles the partners it owns
+    # a channel manager handles the partners it owns, and the deals their registrations open
     register("channel_manager", [(p, "own") for p in STAFF if p != "partners:configure"]
-             + ["deals:read", "leads:read"])
+             + [("deals:read", "own"), ("deals:write", "own"), "leads:read",
+                "customers:read"])
     register("sales", [("partners:read", "all"), ("registrations:read", "all")])
     register("analyst", ["partners:read", "registrations:read", "commissions:read",
                          "contracts:read", "prm:reports"])
@@ -114,6 +115,13 @@ def clientela_entity_changed_precommit(change):
     from clientela.plugins.prm import services
 
     services.sync_commission(change.entity)
+
+
+@hookimpl
+def clientela_demo_data(tenant):
+    from clientela.plugins.prm import services
+
+    services.load_demo()
 
 
 @hookimpl

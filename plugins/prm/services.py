@@ -1480,3 +1480,43 @@ def profile_section(customer: Customer, principal: Principal | None) -> dict[str
     return {"key": "prm", "title": "Partners", "data": {"registrations": [
         {"id": str(r[0]), "title": r[1], "status": r[2], "partner_id": str(r[3]),
          "partner": r[4]} for r in registrations]}}
+
+
+# --- demo data -------------------------------------------------------------------------------
+
+
+def load_demo() -> None:
+    """A small network (``clientela demo``): three active partners of a district, a plan,
+    a distribution rule, and their won and open deals attributed."""
+    ensure_default_tiers()
+    tiers = {t.name: t for t in db.session.execute(db.select(PartnerTier)).scalars()}
+    owner = db.session.execute(db.select(User.id).order_by(User.created_at).limit(1)).scalar()
+    if not db.session.execute(db.select(CommissionPlan.id)).first():
+        db.session.add(CommissionPlan(name="Standard", brackets=[
+            {"up_to": "100000.00", "rate": "8"}, {"up_to": None, "rate": "10"}]))
+    if not db.session.execute(db.select(LeadDistributionRule.id)).first():
+        db.session.add(LeadDistributionRule(name="Italy", countries=["IT"]))
+    now = utcnow()
+    partners = []
+    for name, type_, tier, specialisations in (
+            ("Meccanica Rossi", "district_member", "gold", ["cnc", "welding"]),
+            ("Distribuzioni Nord", "distributor", "silver", ["logistics"]),
+            ("Studio Bianchi", "referral", "bronze", []),
+    ):
+        partner = Partner(name=name, type=type_, tier_id=tiers.get(tier).id if tier in tiers
+                          else None, territories=["IT"], specialisations=specialisations,
+                          owner_id=owner, status="active", status_changed_at=now, capacity=10)
+        db.session.add(partner)
+        db.session.flush()
+        db.session.add(PartnerStatusChange(partner_id=partner.id, to_status="active",
+                                           changed_at=now, reason="demo"))
+        for position, step in enumerate(onboarding_step_names()):
+            db.session.add(OnboardingStep(partner_id=partner.id, name=step, position=position,
+                                          completed_at=now))
+        partners.append(partner)
+    deals = db.session.execute(db.select(Deal).order_by(Deal.created_at).limit(6)).scalars()
+    for i, deal in enumerate(deals):
+        db.session.add(PartnerDeal(deal_id=deal.id, partner_id=partners[i % 3].id))
+        db.session.flush()
+        sync_commission(deal)
+    db.session.flush()
