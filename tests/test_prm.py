@@ -710,6 +710,31 @@ def test_the_job_reassigns_leads_nobody_answered_in_time(app, api):
     assert [o["status"] for o in history] == ["expired", "expired"]
 
 
+def test_a_new_lead_is_offered_by_a_job_when_a_rule_exists(app, api):
+    from clientela.core.models import Job
+
+    def distribution_jobs():
+        with tenancy.tenant_context(api.tenant.id):
+            rows = db.session.execute(sa.select(Job.id, Job.status).where(
+                Job.name == "prm.distribute_lead").order_by(Job.created_at)).all()
+        db.session.rollback()
+        return rows
+
+    ok(api.post("/api/v1/leads", json={"first_name": "Before rules"}), 201)
+    assert distribution_jobs() == []  # a tenant that does not distribute pays nothing
+    ok(api.post(RULES, json={"name": "all"}), 201)
+    p = active_partner(api, name="Auto")
+    lead = ok(api.post("/api/v1/leads", json={"first_name": "Auto", "country": "IT"}), 201)
+    [(job_id, _)] = distribution_jobs()
+    assert jobs.queue_for(app).run(api.tenant.id, job_id) == "succeeded"
+    db.session.rollback()
+    offers = ok(api.get(f"{OFFERS}?lead_id={lead['id']}"))
+    assert [(o["partner_id"], o["status"]) for o in offers] == [(p["id"], "offered")]
+    # run again (a consumer crash): still one offer
+    assert jobs.queue_for(app).run(api.tenant.id, job_id) in ("succeeded", None)
+    assert len(ok(api.get(f"{OFFERS}?lead_id={lead['id']}"))) == 1
+
+
 # --- contracts ------------------------------------------------------------------------------
 
 

@@ -40,6 +40,8 @@ def clientela_config_defaults(register):
     register("PRM_OFFER_HOURS", 48, "hours a partner has to accept or decline a lead")
     register("PRM_CONTRACT_ALERT_DAYS", 30,
              "days before a partner contract ends that its channel manager is told")
+    register("PRM_AUTO_DISTRIBUTE", True,
+             "offer every new lead to a partner (by a job) when a distribution rule exists")
     register("PRM_ONBOARDING_STEPS",
              "Agreement signed,Training completed,Portal access set up",
              "the required onboarding steps of a new partner (comma-separated)")
@@ -89,6 +91,7 @@ def clientela_jobs(register):
              schedule={"minute": "*/15"})
     register(jobs.contract_alerts, name="prm.contract_alerts",
              schedule={"minute": "0", "hour": "6"}, retries=2)
+    register(jobs.distribute_lead, name="prm.distribute_lead", retries=3)
     register(jobs.sync_commissions, name="prm.sync_commissions",
              schedule={"minute": "30", "hour": "2"})
 
@@ -106,15 +109,16 @@ def clientela_tenant_created_precommit(tenant):
 
 @hookimpl
 def clientela_entity_changed_precommit(change):
-    # a deal won, reopened or changed in amount: its partner's commission follows, in the
-    # same transaction (idempotent; the nightly job repairs anything missed)
-    if change.entity_type != "operational_deals" or change.operation != "update":
-        return
-    if not {"status", "amount", "closed_at"} & set(change.changes):
-        return
     from clientela.plugins.prm import services
 
-    services.sync_commission(change.entity)
+    if change.entity_type == "operational_leads" and change.operation == "insert":
+        # a new lead goes to a partner by a job sent when this transaction commits
+        services.schedule_distribution(change.entity)
+    elif change.entity_type == "operational_deals" and change.operation == "update" and (
+            {"status", "amount", "closed_at"} & set(change.changes)):
+        # a deal won, reopened or changed in amount: its partner's commission follows, in
+        # the same transaction (idempotent; the nightly job repairs anything missed)
+        services.sync_commission(change.entity)
 
 
 @hookimpl

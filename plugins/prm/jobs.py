@@ -11,6 +11,13 @@ def expire_lead_offers() -> dict[str, int]:
     return services.expire_offers()
 
 
+def distribute_lead(lead_id) -> str | None:
+    """A new lead: offer it to a partner (nothing when it is already with one, closed, or
+    no partner fits). Returns the partner's id."""
+    offer = services.distribute_new_lead(lead_id)
+    return str(offer.partner_id) if offer is not None else None
+
+
 def contract_alerts() -> dict[str, int]:
     """Daily: renew or expire ended contracts; warn channel managers of coming ends."""
     return services.contract_alerts()

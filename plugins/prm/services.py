@@ -1069,6 +1069,28 @@ def distribute_lead(lead_id: uuid.UUID, now: dt.datetime | None = None) -> LeadO
     return offer
 
 
+def schedule_distribution(lead: Lead) -> None:
+    """Enqueue the distribution of a new lead when ``PRM_AUTO_DISTRIBUTE`` is on and the
+    tenant has an active rule (no job at all for tenants that do not distribute)."""
+    from clientela.core import jobs
+
+    if not _config("PRM_AUTO_DISTRIBUTE") or lead.status in ("converted", "unqualified"):
+        return
+    if db.session.execute(db.select(LeadDistributionRule.id).where(
+            LeadDistributionRule.active.is_(True)).limit(1)).first() is None:
+        return
+    jobs.enqueue("prm.distribute_lead", str(lead.id), idempotency_key=f"prm-lead:{lead.id}")
+
+
+def distribute_new_lead(lead_id) -> LeadOffer | None:
+    lead_id = uuid.UUID(str(lead_id))
+    lead = db.session.execute(db.select(Lead).where(Lead.id == lead_id)).scalar_one_or_none()
+    if lead is None or lead.status in ("converted", "unqualified") or db.session.execute(
+            db.select(LeadOffer.id).where(LeadOffer.lead_id == lead_id)).first():
+        return None
+    return distribute_lead(lead_id)
+
+
 def distribute_for(lead_id: uuid.UUID, principal: Principal) -> LeadOffer | None:
     access.require(principal, "partners:write")
     ops.get_lead(lead_id, principal)
