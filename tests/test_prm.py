@@ -977,3 +977,43 @@ def test_demo_data_builds_a_small_network(app_ctx, tenant):
     assert len(db.session.execute(db.select(PartnerDeal)).scalars().all()) == 6
     commissions = db.session.execute(db.select(Commission)).scalars().all()
     assert commissions and all(c.amount > 0 for c in commissions)
+
+
+def test_a_partner_user_logs_in_to_the_portal_with_a_password(backend, fresh_database_url,
+                                                               tmp_path):
+    from clientela.core import migrations, services
+    from clientela.core.app import create_app
+    from clientela.plugins.prm import services as prm
+    from clientela.plugins.prm.models import PartnerUser
+
+    app = create_app("onprem", DATABASE_URL=fresh_database_url(backend), HOME=str(tmp_path),
+                     SECRET_KEY="test")
+    with app.app_context():
+        migrations.upgrade(app)
+        tenant = services.create_tenant("solo")
+        with tenancy.tenant_context(tenant.id):
+            services.create_user("staff@example.com", roles=["sales"], password="staff-horse-1")
+            partner = prm.create_partner({"name": "Solo Partner", "type": "referral"})
+            user = services.create_user("p@example.com", roles=["partner"],
+                                        password="partner-horse-1")
+            db.session.add(PartnerUser(partner_id=partner.id, user_id=user.id))
+            db.session.commit()
+    try:
+        client = app.test_client()
+        response = client.post(f"{PORTAL}/auth/login", json={"email": "staff@example.com",
+                                                             "password": "staff-horse-1"})
+        assert response.status_code == 401  # staff do not use the partner portal
+        assert client.get(f"{PORTAL}/me").status_code == 401
+        response = client.post(f"{PORTAL}/auth/login", json={"email": "p@example.com",
+                                                             "password": "partner-horse-1"})
+        csrf = ok(response)["csrf_token"]
+        assert ok(client.get(f"{PORTAL}/me"))["name"] == "Solo Partner"
+        # the portal session is no staff session
+        assert client.get("/api/v1/customers").status_code == 403
+        # a prospect cannot register deals yet
+        response = client.post(f"{PORTAL}/deal-registrations", headers={"X-CSRF-Token": csrf},
+                               json={"title": "t", "company_name": "c", "amount": "1"})
+        assert response.status_code == 409
+    finally:
+        with app.app_context():
+            db.engine.dispose()

@@ -170,8 +170,8 @@ def partners_query(principal: Principal, *, status=None, type=None, tier_id=None
     if q and q.strip():
         stmt = stmt.where(sa.func.lower(Partner.name).like(f"%{q.strip().lower()}%"))
     if territory or specialisation:
-        # JSON lists are filtered in Python-free SQL on both databases through LIKE on
-        # their text: the values are short codes written by staff
+        # JSON lists are matched through their text on both databases ('%"IT"%'): the
+        # values are short normalised codes, never user-typed patterns
         for column, value in ((Partner.territories, territory),
                               (Partner.specialisations, specialisation)):
             if value:
