@@ -649,6 +649,14 @@ def test_leads_go_to_partners_in_proportion_to_tier_weight_within_territory_and_
     assert names[offer_lead(api, country="IT")["partner_id"]] == "Bronze"
     ok(api.patch(f"{PARTNERS}/{bronze['id']}", json={"capacity": 2}))
     assert offer_lead(api, country="IT") is None  # everyone is full
+    # a running contract grants territory: Silver gets Spain through its contract
+    ok(api.patch(f"{RULES}/{ok(api.get(RULES))[0]['id']}", json={"countries": ["IT", "ES"]}))
+    ok(api.patch(f"{PARTNERS}/{silver['id']}", json={"capacity": None}))
+    assert offer_lead(api, country="ES") is None  # nobody covers Spain (Bronze is full)
+    ok(api.post(CONTRACTS, json={"partner_id": silver["id"], "name": "Spain",
+                                 "start_date": "2020-01-01", "status": "active",
+                                 "territories": ["ES"]}), 201)
+    assert offer_lead(api, country="ES")["partner_id"] == silver["id"]
 
 
 def test_rules_choose_by_specialisation_and_tier(api):

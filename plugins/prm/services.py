@@ -1034,6 +1034,14 @@ def distribute_lead(lead_id: uuid.UUID, now: dt.datetime | None = None) -> LeadO
         LeadOffer.lead_id == lead.id)).scalars())
     tiers = {t.id: t for t in db.session.execute(db.select(PartnerTier)).scalars()}
     country = (lead.country or "").upper()
+    # a running contract adds the territories it grants to the partner's own
+    granted: dict[uuid.UUID, set[str]] = {}
+    day = now.date()
+    for partner_id, territories in db.session.execute(
+            sa.select(PartnerContract.partner_id, PartnerContract.territories).where(
+                PartnerContract.status == "active", PartnerContract.start_date <= day,
+                sa.or_(PartnerContract.end_date.is_(None), PartnerContract.end_date >= day))):
+        granted.setdefault(partner_id, set()).update(territories or [])
     candidates = []
     for partner in db.session.execute(db.select(Partner).where(Partner.status == "active")
                                       ).scalars():
@@ -1041,7 +1049,8 @@ def distribute_lead(lead_id: uuid.UUID, now: dt.datetime | None = None) -> LeadO
             continue
         if rule.tier_ids and str(partner.tier_id) not in rule.tier_ids:
             continue
-        if partner.territories and country not in partner.territories:
+        coverage = set(partner.territories or []) | granted.get(partner.id, set())
+        if coverage and country not in coverage:
             continue
         if specialisation and partner.specialisations and (
                 specialisation not in partner.specialisations):
