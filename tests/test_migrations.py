@@ -28,7 +28,10 @@ def test_migrations_build_exactly_the_models(backend, fresh_database_url, tmp_pa
         assert migrations.pending_heads(app) == []
         # applying again changes nothing
         migrations.upgrade(app)
-        assert migrations.applied_heads(app) == set(migrations.expected_heads(app).values())
+        # a branch head another branch depends on (prm's 0001_prm on 0001_operational) is
+        # recorded through its dependant: Alembic keeps only the outermost revisions
+        assert migrations.pending_heads(app) == []
+        assert migrations.applied_heads(app) <= set(migrations.expected_heads(app).values())
         db.engine.dispose()
 
 
