@@ -336,7 +336,7 @@ class ImportRejection(Schema):
     reason = fields.String()
 
 
-class ImportReportSchema(Schema):
+class WarehouseImportReportSchema(Schema):
     import_id = fields.UUID()
     kind = fields.String()
     filename = fields.String()
@@ -347,12 +347,12 @@ class ImportReportSchema(Schema):
                              metadata={"description": "the first 1,000 rejected rows"})
 
 
-class ImportRun(ImportReportSchema):
+class ImportRun(WarehouseImportReportSchema):
     mapping = fields.String(allow_none=True)
     started_at = fields.DateTime()
 
 
-class ImportMappingInput(Schema):
+class WarehouseImportMappingInput(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     kind = fields.String(required=True, validate=validate.OneOf(("transactions", "attributes")))
     columns = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True),
@@ -360,7 +360,7 @@ class ImportMappingInput(Schema):
     options = fields.Dict(keys=fields.String(), load_default=dict)
 
 
-class ImportMappingSchema(ImportMappingInput):
+class WarehouseImportMappingSchema(WarehouseImportMappingInput):
     id = fields.UUID()
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
@@ -502,7 +502,7 @@ class Imports(MethodView):
 
     @analytics.arguments(ImportForm, location="form")
     @analytics.arguments(ImportFile, location="files")
-    @analytics.response(201, ImportReportSchema)
+    @analytics.response(201, WarehouseImportReportSchema)
     def post(self, form, files):
         """Import order lines or customer attributes from an uploaded CSV or Parquet file
         (multipart/form-data), with a saved mapping or ``columns``; answers with the report:
@@ -529,14 +529,14 @@ class ImportById(MethodView):
 
 @analytics.route("/imports/mappings")
 class ImportMappings(MethodView):
-    @analytics.response(200, ImportMappingSchema(many=True))
+    @analytics.response(200, WarehouseImportMappingSchema(many=True))
     def get(self):
         """The saved column mappings."""
         access.require(current_principal(), "analytics:read")
         return imports.list_mappings()
 
-    @analytics.arguments(ImportMappingInput)
-    @analytics.response(200, ImportMappingSchema)
+    @analytics.arguments(WarehouseImportMappingInput)
+    @analytics.response(200, WarehouseImportMappingSchema)
     def put(self, data):
         """Save a mapping under its kind and name (replacing one of the same name)."""
         access.require(current_principal(), "analytics:import")

@@ -345,7 +345,7 @@ class MailImport(MethodView):
                     "multipart/form-data": {"schema": {"type": "object", "properties": {
                         "file": {"type": "string", "format": "binary"}}}}},
     })
-    @mail_blp.response(201, schemas.ImportReport)
+    @mail_blp.response(201, schemas.MailImportReport)
     def post(self, args):
         """Import an ``.eml`` message or an mbox file: messages are threaded and matched
         as inbound mail is; a message already stored (same Message-ID) is skipped."""

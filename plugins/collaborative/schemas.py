@@ -240,7 +240,7 @@ class ImportQuery(Schema):
                              metadata={"description": "a name ending in .mbox reads an mbox"})
 
 
-class ImportReport(Schema):
+class MailImportReport(Schema):
     format = fields.String()
     messages = fields.Integer()
     imported = fields.Integer()
