@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 
+import marshmallow
+from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -500,13 +502,34 @@ class Imports(MethodView):
         access.require(current_principal(), "analytics:read")
         return imports.import_runs(50)
 
-    @analytics.arguments(ImportForm, location="form")
-    @analytics.arguments(ImportFile, location="files")
+    @analytics.doc(requestBody={"required": True, "content": {"multipart/form-data": {
+        "schema": {"type": "object", "required": ["kind", "file"], "properties": {
+            "kind": {"type": "string", "enum": ["transactions", "attributes"]},
+            "mapping": {"type": "string", "description": "a saved mapping's name"},
+            "columns": {"type": "string", "description": 'JSON object HEADER -> field, '
+                                                         'e.g. {"Order no": "order_id"}'},
+            "options": {"type": "string", "description": "JSON object: date_format, "
+                        "decimal_separator, currency, source, delimiter"},
+            "file": {"type": "string", "format": "binary",
+                     "description": "a .csv or .parquet file"}}}}}})
     @analytics.response(201, WarehouseImportReportSchema)
-    def post(self, form, files):
+    def post(self):
         """Import order lines or customer attributes from an uploaded CSV or Parquet file
         (multipart/form-data), with a saved mapping or ``columns``; answers with the report:
         rows read, matched, rejected, and the reason for each rejected row."""
+        # one multipart body of fields and a file: flask-smorest documents form and files
+        # as two bodies (invalid OpenAPI 3), so the body is read here and documented above
+        errors = {}
+        try:
+            form = ImportForm().load(request.form.to_dict())
+        except marshmallow.ValidationError as exc:
+            errors.update(exc.messages)
+        try:
+            files = ImportFile().load(request.files.to_dict())
+        except marshmallow.ValidationError as exc:
+            errors.update(exc.messages)
+        if errors:
+            raise ValidationError(errors)
         access.require(current_principal(), "analytics:import")
         upload = files["file"]
         report = imports.import_upload(

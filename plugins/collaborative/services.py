@@ -607,7 +607,10 @@ def ingest(raw: bytes, source: str, *, mailbox: Mailbox | None = None,
             answers = [a for a in hook.clientela_inbound_message(interaction=interaction,
                                                                  thread=thread) if a]
             if answers:
-                record.attributes = {**record.attributes, "linked": answers}
+                # answers name records by id (a UUID); the JSON column keeps their text
+                linked = [{k: str(v) if isinstance(v, uuid.UUID) else v for k, v in a.items()}
+                          for a in answers]
+                record.attributes = {**record.attributes, "linked": linked}
                 db.session.flush()
     return record, True
 
