@@ -262,6 +262,9 @@ def test_round_robin_is_fair_over_many_leads(api):
     assert Counter(owners) == {rep: 3 for rep in reps}
     assert owners[:3] == reps and owners[3:6] == reps  # in turn, not just in total
     assert ok(api.get(f"{RULES}/{rule['id']}"))["cursor"] == 9
+    # the turns are bookkeeping: the rule's trail holds its creation only
+    trail = ok(api.get(f"/api/v1/audit?entity_id={rule['id']}"))
+    assert [e["action"] for e in trail] == ["insert"]
     # an explicit owner is kept, and takes no turn
     explicit = ok(api.post(LEADS, json={"first_name": "X",
                                         "owner_id": str(api.users["admin"].id)}), 201)

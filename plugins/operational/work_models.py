@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from clientela.core.models import Entity, tenant_fk
+from clientela.core.models.user import BOOKKEEPING
 
 TASK_KINDS = ("call", "meeting", "todo", "email")
 TASK_STATUSES = ("open", "in_progress", "done", "cancelled")
@@ -44,7 +45,7 @@ class Task(Entity):
     completed_at: Mapped[dt.datetime | None]
     outcome: Mapped[str | None] = mapped_column(sa.String(500))
     #: when the reminder job notified the owner of the current ``due_at``
-    reminded_at: Mapped[dt.datetime | None]
+    reminded_at: Mapped[dt.datetime | None] = mapped_column(info=BOOKKEEPING)
 
     __table_args__ = (
         tenant_fk("owner_id", "users"),
@@ -76,7 +77,7 @@ class RoutingRule(Entity):
     #: the users the strategy chooses from (one for ``user``)
     user_ids: Mapped[list] = mapped_column(default=list)
     #: round robin: how many records the rule has assigned (the next user is cursor % len)
-    cursor: Mapped[int] = mapped_column(default=0)
+    cursor: Mapped[int] = mapped_column(default=0, info=BOOKKEEPING)
 
     __table_args__ = (
         sa.CheckConstraint(f"entity_type IN {ROUTED_TYPES}", name="entity_type"),
@@ -181,7 +182,7 @@ class WorkNotification(Entity):
     subject: Mapped[str] = mapped_column(sa.String(500))
     related_type: Mapped[str] = mapped_column(sa.String(20))
     related_id: Mapped[uuid.UUID]
-    read_at: Mapped[dt.datetime | None]
+    read_at: Mapped[dt.datetime | None] = mapped_column(info=BOOKKEEPING)
 
     __table_args__ = (
         tenant_fk("user_id", "users", ondelete="CASCADE"),
