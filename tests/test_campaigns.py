@@ -331,35 +331,64 @@ def test_a_segment_from_another_plugin_is_the_audience(api, other_api, clientela
     assert set(recipients(api, created["id"])) == {ada["id"], bob["id"]}
 
 
-def test_a_scheduled_campaign_is_started_by_the_periodic_job(api, clientela_smtp):
+def send_jobs(api) -> dict[tuple[str, int], uuid.UUID]:
+    """The tenant's send jobs by (campaign id, round)."""
+    with tenancy.tenant_context(api.tenant.id):
+        rows = db.session.execute(sa.select(Job.id, Job.payload).where(
+            Job.name == service.SEND_JOB)).all()
+        db.session.rollback()
+    found = {}
+    for job_id, payload in rows:
+        campaign_id, send_round = jobs.decode_arguments(payload["args"])
+        found[(str(campaign_id), send_round)] = job_id
+    return found
+
+
+def test_a_scheduled_campaign_is_sent_by_its_job_when_due(api, clientela_smtp):
     clientela_smtp.configure(api.app)
     ada = api.customer(first_name="Ada", email="ada@example.com")
     due = with_members(api, ada, name="Due")
     later = with_members(api, ada, name="Later")
-    past = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)).isoformat()
-    future = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=5)).isoformat()
-    assert ok(api.post(f"{CAMPAIGNS}/{due['id']}/schedule",
-                       json={"send_at": past}))["status"] == "scheduled"
-    ok(api.post(f"{CAMPAIGNS}/{later['id']}/schedule", json={"send_at": future}))
+    now = dt.datetime.now(dt.timezone.utc)
+    assert ok(api.post(f"{CAMPAIGNS}/{due['id']}/schedule", json={
+        "send_at": (now - dt.timedelta(minutes=1)).isoformat()}))["status"] == "scheduled"
+    ok(api.post(f"{CAMPAIGNS}/{later['id']}/schedule", json={
+        "send_at": (now + dt.timedelta(days=5)).isoformat()}))
     assert api.post(f"{CAMPAIGNS}/{due['id']}/schedule",
                     json={"send_at": "2030-01-01T00:00:00"}).status_code == 422  # no zone
-    queue = jobs.queue_for(api.app)
-    assert queue.definitions[service.DUE_JOB].schedule is not None
-    with tenancy.tenant_context(api.tenant.id):
-        picker = jobs.enqueue(service.DUE_JOB)
-        db.session.commit()
+    queued = send_jobs(api)
+    assert set(queued) == {(due["id"], 1), (later["id"], 1)}
     with plugged(api.app, Consent([ada["id"]])):
-        assert run(api, picker) == "succeeded"
-        with tenancy.tenant_context(api.tenant.id):
-            (send_job,) = db.session.execute(sa.select(Job.id).where(
-                Job.name == service.SEND_JOB)).scalars().all()
-            db.session.rollback()
-        assert run(api, send_job) == "succeeded"
+        # run before its time (a consumer gone wrong), the job leaves the campaign alone
+        assert run(api, queued[(later["id"], 1)]) == "succeeded"
+        assert run(api, queued[(due["id"], 1)]) == "succeeded"
     assert [m["Subject"] for m in clientela_smtp.messages] == ["Hello Ada"]
     assert ok(api.get(f"{CAMPAIGNS}/{due['id']}"))["status"] == "sent"
     assert ok(api.get(f"{CAMPAIGNS}/{later['id']}"))["status"] == "scheduled"
     assert ok(api.post(f"{CAMPAIGNS}/{later['id']}/cancel"))["status"] == "cancelled"
     assert api.post(f"{CAMPAIGNS}/{later['id']}/send").status_code == 409
+
+
+def test_the_periodic_job_starts_a_scheduled_campaign_its_job_missed(api, clientela_smtp):
+    clientela_smtp.configure(api.app)
+    ada = api.customer(first_name="Ada", email="ada@example.com")
+    late = with_members(api, ada, name="Late")
+    ok(api.post(f"{CAMPAIGNS}/{late['id']}/schedule", json={
+        "send_at": (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10)).isoformat()}))
+    own_job = send_jobs(api)[(late["id"], 1)]
+    assert jobs.queue_for(api.app).definitions[service.DUE_JOB].schedule is not None
+    with tenancy.tenant_context(api.tenant.id):
+        picker = jobs.enqueue(service.DUE_JOB)
+        db.session.commit()
+    with plugged(api.app, Consent([ada["id"]])):
+        assert run(api, picker) == "succeeded"
+        assert ok(api.get(f"{CAMPAIGNS}/{late['id']}"))["status"] == "sending"
+        # the campaign's own job, arriving late, belongs to a round that is over
+        assert run(api, own_job) == "succeeded"
+        assert clientela_smtp.messages == []
+        assert run(api, send_jobs(api)[(late["id"], 2)]) == "succeeded"
+    assert [m["To"] for m in clientela_smtp.messages] == ["ada@example.com"]
+    assert ok(api.get(f"{CAMPAIGNS}/{late['id']}"))["status"] == "sent"
 
 
 # --- responses ----------------------------------------------------------------------------

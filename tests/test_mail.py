@@ -62,8 +62,10 @@ class Opinion:
 def opinions(app, *answers):
     """Register plugins answering the consent question, and only them."""
     pm = app.extensions["clientela"].plugins.pm
-    hidden = [impl.plugin for impl in pm.hook.clientela_contact_allowed.get_hookimpls()]
-    for plugin in hidden:
+    # keep each plugin's name: the core keys plugins' answers by it (export, erase)
+    hidden = [(impl.plugin, impl.plugin_name)
+              for impl in pm.hook.clientela_contact_allowed.get_hookimpls()]
+    for plugin, _ in hidden:
         pm.unregister(plugin)
     added = [Opinion(a) for a in answers]
     for plugin in added:
@@ -73,8 +75,8 @@ def opinions(app, *answers):
     finally:
         for plugin in added:
             pm.unregister(plugin)
-        for plugin in hidden:
-            pm.register(plugin, name=None)
+        for plugin, name in hidden:
+            pm.register(plugin, name=name)
 
 
 def test_consent_rules(app_ctx, tenant):

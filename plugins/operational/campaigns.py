@@ -365,7 +365,8 @@ def _check_sendable(campaign: Campaign) -> None:
 
 def schedule(campaign_id: uuid.UUID, send_at: dt.datetime, principal: Principal,
              base: str | None = None) -> Campaign:
-    """Send the campaign at ``send_at`` (the periodic job picks it up then)."""
+    """Send the campaign at ``send_at``: its send job is enqueued now, due then (scheduling
+    again replaces it; the hourly ``send_due_campaigns`` starts any the queue missed)."""
     campaign = get_campaign(campaign_id, principal, "campaigns:send")
     if campaign.status not in ("draft", "scheduled"):
         raise Conflict(f"the campaign is {campaign.status}: only a draft can be scheduled")
@@ -374,7 +375,11 @@ def schedule(campaign_id: uuid.UUID, send_at: dt.datetime, principal: Principal,
         send_at = send_at.replace(tzinfo=dt.timezone.utc)
     campaign.send_at, campaign.status = send_at, "scheduled"
     campaign.base_url = base or campaign.base_url
+    campaign.send_round += 1
     db.session.flush()
+    delay = max((send_at - utcnow()).total_seconds(), 0)
+    jobs.enqueue(SEND_JOB, campaign.id, campaign.send_round, delay=delay,
+                 idempotency_key=_round_key(campaign))
     return campaign
 
 
@@ -399,7 +404,8 @@ def start_sending(campaign: Campaign) -> uuid.UUID:
     campaign.started_at = campaign.started_at or utcnow()
     campaign.send_round += 1
     db.session.flush()
-    return jobs.enqueue(SEND_JOB, campaign.id, idempotency_key=_round_key(campaign))
+    return jobs.enqueue(SEND_JOB, campaign.id, campaign.send_round,
+                        idempotency_key=_round_key(campaign))
 
 
 def send_now(campaign_id: uuid.UUID, principal: Principal, base: str | None = None
@@ -433,10 +439,15 @@ def current_job(campaign: Campaign) -> Job | None:
                               ).scalar_one_or_none()
 
 
+#: how late a scheduled campaign's own job may be before the periodic job starts it instead
+LATE = dt.timedelta(minutes=5)
+
+
 def send_due_campaigns() -> int:
-    """Periodic job: start the scheduled campaigns whose ``send_at`` has passed."""
+    """Periodic job (hourly), the safety net: start the scheduled campaigns whose ``send_at``
+    passed and whose own send job has not started them (lost, dead, or the queue is late)."""
     due = db.session.execute(db.select(Campaign).where(
-        Campaign.status == "scheduled", Campaign.send_at <= utcnow())
+        Campaign.status == "scheduled", Campaign.send_at <= utcnow() - LATE)
         .order_by(Campaign.send_at, Campaign.id)).scalars().all()
     for campaign in due:
         start_sending(campaign)
@@ -468,16 +479,24 @@ def _claim(recipient_id: uuid.UUID) -> bool:
     return done == 1
 
 
-def send_campaign(campaign_id: uuid.UUID) -> dict[str, int]:
-    """The send job: every audience member once, committing after each one.
+def send_campaign(campaign_id: uuid.UUID, send_round: int | None = None) -> dict[str, int]:
+    """The send job of one round: every audience member once, committing after each one.
 
+    A scheduled campaign's job starts it (once ``send_at`` has come); a job of an earlier
+    round (rescheduled, sent by hand meanwhile) or of a cancelled campaign does nothing.
     A re-run (retry, crash, resume) skips whoever is ``sent`` or ``blocked``; a recipient
     left ``sending`` by a crashed run may have received the message, so it becomes
     ``unknown`` and is not sent again; ``failed`` ones are tried again.
     """
     campaign = db.session.execute(db.select(Campaign).where(Campaign.id == campaign_id)
                                   ).scalar_one_or_none()
-    if campaign is None or campaign.status != "sending":
+    if campaign is None or (send_round is not None and send_round != campaign.send_round):
+        return {"sent": 0}
+    if campaign.status == "scheduled" and campaign.send_at is not None \
+            and campaign.send_at <= utcnow():
+        campaign.status = "sending"
+        campaign.started_at = campaign.started_at or utcnow()
+    if campaign.status != "sending":
         return {"sent": 0}
     db.session.execute(
         sa.update(CampaignRecipient)
@@ -859,4 +878,6 @@ def merge_into(survivor: Customer, merged_id: uuid.UUID) -> None:
 
 def register_jobs(register) -> None:
     register(send_campaign, name=SEND_JOB, retries=3, retry_delay=30)
-    register(send_due_campaigns, name=DUE_JOB, schedule={"minute": "*"})
+    # hourly, not every minute: a periodic job runs in every active tenant, and each
+    # scheduled campaign has its own job, due at its send_at, anyway
+    register(send_due_campaigns, name=DUE_JOB, schedule={"minute": "7"})
