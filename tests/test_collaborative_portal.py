@@ -644,8 +644,17 @@ def test_merge_and_erase_carry_the_plugins_records(api, clientela_smtp):
     exported = ok(api.get(f"/api/v1/customers/{keep['id']}/export"))
     assert exported["plugins"]["portal_account"]["email"] == "gone@example.com"
     assert exported["plugins"]["consents"][0]["source"] == "fair"
-    ok(api.post(f"/api/v1/customers/{keep['id']}/erase"))
+    ok(api.post(f"{INBOX}/{item['id']}/notes", json={"body": "gone@example.com called twice"}),
+       201)
+    erased = ok(api.post(f"/api/v1/customers/{keep['id']}/erase"))
+    assert erased["plugins"]["collaborative"]["portal_accounts_deleted"] == 1
     assert ok(api.get(ACCOUNTS)) == []
+    assert ok(api.get(f"{INBOX}/{item['id']}"))["subject"] == ""
+    assert ok(api.get(f"{INBOX}/{item['id']}/notes"))[0]["body"] == "[erased]"
+    # the proof stays, without its free text; no trace of the e-mail in the audit trail
+    assert ok(api.get(consent_path(keep)))["current"][0]["source"] == "fair"
+    audit = api.get("/api/v1/audit?page_size=100").get_data(as_text=True)
+    assert "gone@example.com" not in audit
 
 
 # --- under PostgreSQL Row-Level Security, as the hosted profile's web workers run ---------------

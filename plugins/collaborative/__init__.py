@@ -250,9 +250,10 @@ def portal_half_customer_export(customer):
 
 @hookimpl(specname="clientela_customer_erase")
 def portal_half_customer_erase(customer):
-    from clientela.plugins.collaborative import portal
+    from clientela.plugins.collaborative import consent, inbox, portal
 
-    return {"portal_accounts_deleted": portal.erase_for(customer.id)}
+    return {"portal_accounts_deleted": portal.erase_for(customer.id),
+            "consent_notes_erased": consent.erase_for(customer.id), **inbox.erase_for(customer.id)}
 
 
 # ===================================== end of collab-portal ==================================

@@ -183,5 +183,19 @@ def export_for(customer_id: uuid.UUID) -> list[dict[str, Any]]:
             for c in db.session.execute(history_query(customer_id)).scalars()]
 
 
+def erase_for(customer_id: uuid.UUID) -> int:
+    """Right to erasure: the decisions stay as proof (channel, purpose, granted, source, when),
+    their free-text notes go, and so do the values in their audit events."""
+    from clientela.plugins.collaborative.inbox import redact_audit
+
+    ids = list(db.session.execute(db.select(Consent.id).where(
+        Consent.customer_id == customer_id)).scalars())
+    # a bulk update: the append-only veto guards the ORM path, erasure is the exception
+    db.session.execute(sa.update(Consent).where(Consent.id.in_(ids)).values(note="")
+                       .execution_options(synchronize_session="fetch"))
+    redact_audit(ids)
+    return len(ids)
+
+
 __all__ = ["contact_allowed", "current", "for_customer", "latest", "record",
            "record_for_customer", "unsubscribe", "unsubscribe_token", "unsubscribe_url"]

@@ -22,7 +22,7 @@ from clientela.core import access, channels, services
 from clientela.core.access import Principal
 from clientela.core.db import db, utcnow
 from clientela.core.errors import Forbidden, NotFound, ValidationError
-from clientela.core.models import Customer, Interaction, User
+from clientela.core.models import AuditEvent, Customer, Interaction, User
 from clientela.plugins.collaborative import teams
 from clientela.plugins.collaborative.collab_models import (
     INBOX_STATUSES,
@@ -306,6 +306,32 @@ def export_for(customer_id: uuid.UUID) -> list[dict[str, Any]]:
     return [{"id": str(i.id), "interaction_id": str(i.interaction_id), "channel": i.channel,
              "subject": i.subject, "status": i.status, "received_at": i.received_at.isoformat()}
             for i in items]
+
+
+def erase_for(customer_id: uuid.UUID) -> dict[str, Any]:
+    """Right to erasure: the items' subjects and their notes may quote the customer; blank
+    them, and redact their before/after values in the audit trail."""
+    item_ids = list(db.session.execute(db.select(InboxItem.id).where(
+        InboxItem.customer_id == customer_id)).scalars())
+    if not item_ids:
+        return {"inbox_items_anonymised": 0}
+    note_ids = list(db.session.execute(db.select(InboxNote.id).where(
+        InboxNote.item_id.in_(item_ids))).scalars())
+    db.session.execute(sa.update(InboxItem).where(InboxItem.id.in_(item_ids)).values(subject="")
+                       .execution_options(synchronize_session="fetch"))
+    db.session.execute(sa.update(InboxNote).where(InboxNote.id.in_(note_ids))
+                       .values(body="[erased]").execution_options(synchronize_session="fetch"))
+    redact_audit([*item_ids, *note_ids])
+    return {"inbox_items_anonymised": len(item_ids), "notes_anonymised": len(note_ids)}
+
+
+def redact_audit(entity_ids: list[uuid.UUID]) -> None:
+    """Blank the before/after values of these records' audit events (as the core does for the
+    customer's own): redaction is the one change audit rows allow, outside the ORM."""
+    if entity_ids:
+        db.session.execute(sa.update(AuditEvent).where(AuditEvent.entity_id.in_(entity_ids))
+                           .values(changes={"redacted": "erased"})
+                           .execution_options(synchronize_session=False))
 
 
 __all__ = ["add_note", "get_item", "item_for_interaction", "items_query", "notes", "reply",

@@ -447,7 +447,7 @@ def consents(account: PortalAccount) -> dict[str, Any]:
 
 def set_consent(account: PortalAccount, data: dict[str, Any]):
     return consent.record(account.customer_id, data["channel"], data["purpose"],
-                          data["granted"], "portal", note=f"portal account {account.email}")
+                          data["granted"], "portal", note=f"portal account {account.id}")
 
 
 def organisation_id_of(account: PortalAccount) -> uuid.UUID | None:
@@ -521,13 +521,19 @@ def export_for(customer_id: uuid.UUID) -> dict[str, Any] | None:
 
 
 def erase_for(customer_id: uuid.UUID) -> int:
-    """An erased customer keeps no portal login."""
+    """An erased customer keeps no portal login, and its e-mail leaves the audit trail."""
+    from clientela.plugins.collaborative.inbox import redact_audit
+
     accounts = db.session.execute(db.select(PortalAccount).where(
         PortalAccount.customer_id == customer_id)).scalars().all()
+    ids = [a.id for a in accounts]
+    ids += list(db.session.execute(db.select(PortalToken.id).where(
+        PortalToken.account_id.in_(ids))).scalars())
     for account in accounts:
         revoke_sessions(account)
         db.session.delete(account)
     db.session.flush()
+    redact_audit(ids)
     return len(accounts)
 
 
