@@ -1025,3 +1025,35 @@ def test_a_partner_user_logs_in_to_the_portal_with_a_password(backend, fresh_dat
     finally:
         with app.app_context():
             db.engine.dispose()
+
+
+def test_deleting_deals_customers_and_partners_keeps_the_rest_consistent(api):
+    ok(api.post(PLANS, json={"name": "Ten", "brackets": [{"rate": "10"}]}), 201)
+    p = active_partner(api, name="Deletable", territories=["DE"])
+    reg = ok(api.post(REGISTRATIONS, json={"partner_id": p["id"], "title": "To delete",
+                                           "company_name": "Gone Spa", "amount": "100"}), 201)
+    deal_id = ok(api.post(f"{REGISTRATIONS}/{reg['id']}/approve", json={}))["deal_id"]
+    won(api, deal_id)
+    assert len(ok(api.get(f"{COMMISSIONS}?partner_id={p['id']}"))) == 1
+    ok(api.delete(f"/api/v1/deals/{deal_id}"), 204)
+    assert ok(api.get(f"{REGISTRATIONS}/{reg['id']}"))["deal_id"] is None
+    assert ok(api.get(f"{COMMISSIONS}?partner_id={p['id']}")) == []
+    # a customer with registrations and an attributed deal can be deleted
+    reg = ok(api.post(REGISTRATIONS, json={"partner_id": p["id"], "title": "Second",
+                                           "company_name": "Gone Too", "amount": "5"}), 201)
+    deal = ok(api.get("/api/v1/deals/" + ok(api.post(
+        f"{REGISTRATIONS}/{reg['id']}/approve", json={}))["deal_id"]))
+    ok(api.delete(f"/api/v1/customers/{deal['customer_id']}"), 204)
+    assert api.get(f"{REGISTRATIONS}/{reg['id']}").status_code == 404
+    assert ok(api.get(f"{PARTNERS}/{p['id']}/deals")) == []
+    # a partner with everything attached goes, its users are deactivated
+    world = partner_world(api, "Vanishing", "IT")
+    pid = world["partner"]["id"]
+    ok(api.delete(f"{PARTNERS}/{pid}"), 204)
+    assert api.get(f"{PARTNERS}/{pid}").status_code == 404
+    assert world["portal"].get("me").status_code == 401
+    assert ok(api.get(f"/api/v1/deals/{world['ids']['deal_id']}"))["status"] == "won"
+    # once a commission is approved, the partner is kept (terminate it instead)
+    kept = partner_world(api, "Kept", "FR")
+    ok(api.post(f"{COMMISSIONS}/{kept['ids']['commission_id']}/approve"))
+    assert api.delete(f"{PARTNERS}/{kept['partner']['id']}").status_code == 409

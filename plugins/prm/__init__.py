@@ -119,6 +119,8 @@ def clientela_entity_changed_precommit(change):
         # a deal won, reopened or changed in amount: its partner's commission follows, in
         # the same transaction (idempotent; the nightly job repairs anything missed)
         services.sync_commission(change.entity)
+    elif change.entity_type == "operational_deals" and change.operation == "delete":
+        services.forget_deal(change.entity_id)
 
 
 @hookimpl

@@ -179,7 +179,7 @@ class DealRegistration(Entity):
         tenant_fk("customer_id", "customers", ondelete="CASCADE"),
         tenant_fk("submitted_by", "users"),
         tenant_fk("decided_by", "users"),
-        tenant_fk("deal_id", "operational_deals"),
+        # no foreign key on deal_id: staff may delete the deal; a hook then clears it
         sa.CheckConstraint(f"status IN {REGISTRATION_STATUSES}", name="status"),
         sa.Index("ix_prm_deal_registrations_tenant_partner", "tenant_id", "partner_id"),
         sa.Index("ix_prm_deal_registrations_tenant_customer", "tenant_id", "customer_id"),
@@ -199,7 +199,8 @@ class PartnerDeal(Entity):
     __table_args__ = (
         tenant_fk("deal_id", "operational_deals", ondelete="CASCADE"),
         tenant_fk("partner_id", "prm_partners", ondelete="CASCADE"),
-        tenant_fk("registration_id", "prm_deal_registrations"),
+        # registration_id only tells where the attribution came from (no foreign key, so
+        # that deleting a customer's registrations never trips over its deals' links)
         sa.UniqueConstraint("tenant_id", "deal_id"),
         sa.Index("ix_prm_partner_deals_tenant_partner", "tenant_id", "partner_id"),
     )

@@ -643,6 +643,13 @@ def attribute_deal(deal_id: uuid.UUID, partner_id: uuid.UUID, *, registration_id
     return link
 
 
+def forget_deal(deal_id: uuid.UUID) -> None:
+    """A deleted deal: its registration no longer points at it (its attribution and
+    commission went with it, by cascade)."""
+    db.session.execute(sa.update(DealRegistration).where(DealRegistration.deal_id == deal_id)
+                       .values(deal_id=None).execution_options(synchronize_session=False))
+
+
 def attribute_deal_for(partner_id: uuid.UUID, deal_id: uuid.UUID, principal: Principal
                        ) -> PartnerDeal:
     partner = get_partner(partner_id, principal, "partners:write")

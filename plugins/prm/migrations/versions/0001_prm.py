@@ -259,7 +259,6 @@ def upgrade() -> None:
     sa.Column('attributes', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), nullable=False),
     sa.CheckConstraint("status IN ('pending', 'approved', 'rejected', 'expired')", name=op.f('ck_prm_deal_registrations_status')),
     sa.ForeignKeyConstraint(['tenant_id', 'customer_id'], ['customers.tenant_id', 'customers.id'], name=op.f('fk_prm_deal_registrations_tenant_id_customer_id_customers'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['tenant_id', 'deal_id'], ['operational_deals.tenant_id', 'operational_deals.id'], name=op.f('fk_prm_deal_registrations_tenant_id_deal_id_operational_deals')),
     sa.ForeignKeyConstraint(['tenant_id', 'decided_by'], ['users.tenant_id', 'users.id'], name=op.f('fk_prm_deal_registrations_tenant_id_decided_by_users')),
     sa.ForeignKeyConstraint(['tenant_id', 'partner_id'], ['prm_partners.tenant_id', 'prm_partners.id'], name=op.f('fk_prm_deal_registrations_tenant_id_partner_id_prm_partners'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['tenant_id', 'submitted_by'], ['users.tenant_id', 'users.id'], name=op.f('fk_prm_deal_registrations_tenant_id_submitted_by_users')),
@@ -310,7 +309,6 @@ def upgrade() -> None:
     sa.Column('attributes', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id', 'deal_id'], ['operational_deals.tenant_id', 'operational_deals.id'], name=op.f('fk_prm_partner_deals_tenant_id_deal_id_operational_deals'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['tenant_id', 'partner_id'], ['prm_partners.tenant_id', 'prm_partners.id'], name=op.f('fk_prm_partner_deals_tenant_id_partner_id_prm_partners'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['tenant_id', 'registration_id'], ['prm_deal_registrations.tenant_id', 'prm_deal_registrations.id'], name=op.f('fk_prm_partner_deals_tenant_id_registration_id_prm_deal_registrations')),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_prm_partner_deals_tenant_id_tenants'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('tenant_id', 'id', name=op.f('pk_prm_partner_deals')),
     sa.UniqueConstraint('tenant_id', 'deal_id', name=op.f('uq_prm_partner_deals_tenant_id_deal_id'))
