@@ -869,3 +869,30 @@ def test_the_tenants_openapi_document_describes_its_custom_fields(api, other_api
     assert "CustomAttributes_customers" not in api.client.get(
         "/api/v1/openapi.json").json["components"]["schemas"]
     assert api.client.get("/api/v1/custom-fields/openapi.json").status_code == 401
+
+
+def test_value_transformations_one_by_one():
+    from clientela.core import transforms
+
+    row = {"Name": "  Ada  ", "Code": "it-123", "Kind": "Z", "Parts": "a | b | c",
+           "Born": "23/11/1980", "Empty": ""}
+    steps = {
+        "Name": [{"op": "trim"}, {"op": "upper"}],
+        "Code": [{"op": "replace", "old": "-", "new": ""}, {"op": "upper"}],
+        "Parts": [{"op": "split", "separator": "|", "index": -1}],
+        "Born": [{"op": "date", "from": "%d/%m/%Y", "to": "%Y%m%d"}],
+        "Empty": [{"op": "map", "values": {"x": "y"}, "other": "error"},
+                  {"op": "default", "value": "none"}],
+        "Full": [{"op": "join", "columns": ["Code", "Empty", "Kind"], "separator": "/"}],
+    }
+    assert transforms.check_transforms(steps) == steps
+    assert transforms.new_columns(list(row), steps) == ["Full"]
+    result, problems = transforms.apply(row, steps)
+    assert problems == []
+    assert (result["Name"], result["Code"], result["Parts"], result["Born"], result["Empty"],
+            result["Full"]) == ("ADA", "IT123", "c", "19801123", "none", "it-123/Z")
+    _, problems = transforms.apply(row, {"Kind": [{"op": "map", "values": {"A": "a"},
+                                                   "other": "error"}]})
+    assert problems == [("Kind", "'Z' is not one of A")]
+    with pytest.raises(ValueError, match="op must be one of"):
+        transforms.check_transforms({"Name": [{"op": "reverse"}]})
