@@ -822,3 +822,77 @@ def test_filters_on_custom_fields_use_an_index(app, api, backend):
     # and the filter through the API still answers right
     listed = api.get("/api/v1/customers?attr.tier=gold&attr.score.gte=10").json
     assert sorted(c["attributes"]["score"] for c in listed) == [10, 20]
+
+
+# --- the tenant's OpenAPI document -----------------------------------------------------------
+
+
+def test_the_tenants_openapi_document_describes_its_custom_fields(api, other_api):
+    from openapi_spec_validator import validate
+
+    define(api, "tier", "single_choice", choices=["gold", "silver"], required=True,
+           label="Tier")
+    define(api, "score", "integer", min=0, max=100)
+    define(api, "vat", "text", pattern="[A-Z]{2}[0-9]+", unique=True)
+    define(api, "channel", "text", entity_type="interactions")
+    api.post("/api/v1/custom-objects", json={"key": "vehicle"})
+    define(api, "plate", "text", entity_type="custom:vehicle", required=True)
+    response = api.get("/api/v1/custom-fields/openapi.json")
+    assert response.status_code == 200, response.json
+    document = response.json
+    validate(document)
+    schemas = document["components"]["schemas"]
+    customers = schemas["CustomAttributes_customers"]
+    assert customers["properties"]["tier"] == {"type": "string", "enum": ["gold", "silver"],
+                                               "title": "Tier"}
+    assert customers["properties"]["score"] == {"type": "integer", "minimum": 0,
+                                                "maximum": 100}
+    assert customers["properties"]["vat"]["pattern"] == "[A-Z]{2}[0-9]+"
+    assert customers["required"] == ["tier"]
+    # the customer schemas point at them
+    assert schemas["Customer"]["properties"]["attributes"] == {
+        "$ref": "#/components/schemas/CustomAttributes_customers"}
+    assert schemas["CustomerInput"]["properties"]["attributes"]["$ref"].endswith(
+        "CustomAttributes_customers")
+    assert schemas["CustomAttributes_interactions"]["properties"]["channel"] == {
+        "type": "string"}
+    # the custom object has paths of its own, with its fields
+    assert "/api/v1/custom/vehicle" in document["paths"]
+    post = document["paths"]["/api/v1/custom/vehicle"]["post"]
+    ref = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    record = schemas[ref.rsplit("/", 1)[1]]
+    assert record["properties"]["attributes"] == {
+        "$ref": "#/components/schemas/CustomAttributes_custom_vehicle"}
+    # per tenant: another tenant's document has none of it; the public one neither
+    theirs = other_api.get("/api/v1/custom-fields/openapi.json").json
+    assert "CustomAttributes_customers" not in theirs["components"]["schemas"]
+    assert "CustomAttributes_customers" not in api.client.get(
+        "/api/v1/openapi.json").json["components"]["schemas"]
+    assert api.client.get("/api/v1/custom-fields/openapi.json").status_code == 401
+
+
+def test_value_transformations_one_by_one():
+    from clientela.core import transforms
+
+    row = {"Name": "  Ada  ", "Code": "it-123", "Kind": "Z", "Parts": "a | b | c",
+           "Born": "23/11/1980", "Empty": ""}
+    steps = {
+        "Name": [{"op": "trim"}, {"op": "upper"}],
+        "Code": [{"op": "replace", "old": "-", "new": ""}, {"op": "upper"}],
+        "Parts": [{"op": "split", "separator": "|", "index": -1}],
+        "Born": [{"op": "date", "from": "%d/%m/%Y", "to": "%Y%m%d"}],
+        "Empty": [{"op": "map", "values": {"x": "y"}, "other": "error"},
+                  {"op": "default", "value": "none"}],
+        "Full": [{"op": "join", "columns": ["Code", "Empty", "Kind"], "separator": "/"}],
+    }
+    assert transforms.check_transforms(steps) == steps
+    assert transforms.new_columns(list(row), steps) == ["Full"]
+    result, problems = transforms.apply(row, steps)
+    assert problems == []
+    assert (result["Name"], result["Code"], result["Parts"], result["Born"], result["Empty"],
+            result["Full"]) == ("ADA", "IT123", "c", "19801123", "none", "it-123/Z")
+    _, problems = transforms.apply(row, {"Kind": [{"op": "map", "values": {"A": "a"},
+                                                   "other": "error"}]})
+    assert problems == [("Kind", "'Z' is not one of A")]
+    with pytest.raises(ValueError, match="op must be one of"):
+        transforms.check_transforms({"Name": [{"op": "reverse"}]})

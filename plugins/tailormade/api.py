@@ -59,6 +59,17 @@ class CustomFields(MethodView):
         return field
 
 
+@fields_blp.route("/openapi.json")
+class TenantOpenApi(MethodView):
+    @fields_blp.response(200)
+    def get(self):
+        """The API's OpenAPI document with this tenant's custom fields and objects in it:
+        ``attributes`` typed per entity type, ``/api/v1/custom/<key>`` per object."""
+        from clientela.plugins.tailormade import openapi
+
+        return jsonify(openapi.tenant_document(current_principal()))
+
+
 @fields_blp.route("/<uuid:field_id>")
 class CustomFieldById(MethodView):
     @fields_blp.response(200, schemas.CustomField)
