@@ -326,11 +326,6 @@ class ImportForm(Schema):
                                                      "delimiter"})
 
 
-class ImportFile(Schema):
-    file = fields.Raw(required=True, metadata={"type": "string", "format": "binary",
-                                               "description": "a .csv or .parquet file"})
-
-
 class ImportRejection(Schema):
     row = fields.Integer(metadata={"description": "1-based data row (header not counted)"})
     reason = fields.String()
@@ -500,15 +495,30 @@ class Imports(MethodView):
         access.require(current_principal(), "analytics:read")
         return imports.import_runs(50)
 
-    @analytics.arguments(ImportForm, location="form")
-    @analytics.arguments(ImportFile, location="files")
+    @analytics.doc(requestBody={"required": True, "content": {"multipart/form-data": {
+        "schema": {"type": "object", "required": ["kind", "file"], "properties": {
+            "kind": {"type": "string", "enum": ["transactions", "attributes"]},
+            "mapping": {"type": "string", "description": "a saved mapping's name"},
+            "columns": {"type": "string", "description": "JSON object HEADER -> field"},
+            "options": {"type": "string", "description": "JSON object of options"},
+            "file": {"type": "string", "format": "binary",
+                     "description": "a .csv or .parquet file"}}}}}})
     @analytics.response(201, ImportReportSchema)
-    def post(self, form, files):
+    def post(self):
         """Import order lines or customer attributes from an uploaded CSV or Parquet file
         (multipart/form-data), with a saved mapping or ``columns``; answers with the report:
         rows read, matched, rejected, and the reason for each rejected row."""
+        from flask import request
+        from marshmallow import ValidationError as SchemaError
+
         access.require(current_principal(), "analytics:import")
-        upload = files["file"]
+        try:
+            form = ImportForm().load(request.form.to_dict())
+        except SchemaError as exc:
+            raise ValidationError({"form": exc.messages}) from None
+        upload = request.files.get("file")
+        if upload is None:
+            raise ValidationError({"file": ["attach the file as the form field 'file'"]})
         report = imports.import_upload(
             form["kind"], upload.stream, upload.filename or "", mapping=form.get("mapping"),
             columns=_json_object(form.get("columns"), "columns"),
