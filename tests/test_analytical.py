@@ -1041,7 +1041,11 @@ def test_imports_through_the_api_with_a_saved_mapping_and_the_row_report(api, us
     bad_json = upload(api, "transactions", b"a\n1\n", "x.csv", columns="[1, 2]")
     assert bad_json.status_code == 422
     assert bad_json.json["errors"]["json"] == {"columns": ["give a JSON object"]}
-    assert upload(api, "everything", b"a\n1\n", "x.csv").status_code == 422
+    wrong_kind = upload(api, "everything", b"a\n1\n", "x.csv")
+    assert wrong_kind.status_code == 422 and "kind" in wrong_kind.json["errors"]["json"]["form"]
+    no_file = api.post("/api/v1/analytics/imports", data={"kind": "attributes"},
+                       content_type="multipart/form-data")
+    assert no_file.status_code == 422 and "file" in no_file.json["errors"]["json"]
     broken = upload(api, "transactions", b"PAR1 not really", "x.parquet", mapping="shop")
     assert broken.status_code == 422 and "uploads" not in json.dumps(broken.json)
     assert upload(api, "transactions", b"a\n1\n", "x.csv", role="marketing",

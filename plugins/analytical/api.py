@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-import marshmallow
-from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -328,11 +326,6 @@ class ImportForm(Schema):
                                                      "delimiter"})
 
 
-class ImportFile(Schema):
-    file = fields.Raw(required=True, metadata={"type": "string", "format": "binary",
-                                               "description": "a .csv or .parquet file"})
-
-
 class ImportRejection(Schema):
     row = fields.Integer(metadata={"description": "1-based data row (header not counted)"})
     reason = fields.String()
@@ -506,10 +499,8 @@ class Imports(MethodView):
         "schema": {"type": "object", "required": ["kind", "file"], "properties": {
             "kind": {"type": "string", "enum": ["transactions", "attributes"]},
             "mapping": {"type": "string", "description": "a saved mapping's name"},
-            "columns": {"type": "string", "description": 'JSON object HEADER -> field, '
-                                                         'e.g. {"Order no": "order_id"}'},
-            "options": {"type": "string", "description": "JSON object: date_format, "
-                        "decimal_separator, currency, source, delimiter"},
+            "columns": {"type": "string", "description": "JSON object HEADER -> field"},
+            "options": {"type": "string", "description": "JSON object of options"},
             "file": {"type": "string", "format": "binary",
                      "description": "a .csv or .parquet file"}}}}}})
     @analytics.response(201, WarehouseImportReportSchema)
@@ -517,21 +508,17 @@ class Imports(MethodView):
         """Import order lines or customer attributes from an uploaded CSV or Parquet file
         (multipart/form-data), with a saved mapping or ``columns``; answers with the report:
         rows read, matched, rejected, and the reason for each rejected row."""
-        # one multipart body of fields and a file: flask-smorest documents form and files
-        # as two bodies (invalid OpenAPI 3), so the body is read here and documented above
-        errors = {}
+        from flask import request
+        from marshmallow import ValidationError as SchemaError
+
+        access.require(current_principal(), "analytics:import")
         try:
             form = ImportForm().load(request.form.to_dict())
-        except marshmallow.ValidationError as exc:
-            errors.update(exc.messages)
-        try:
-            files = ImportFile().load(request.files.to_dict())
-        except marshmallow.ValidationError as exc:
-            errors.update(exc.messages)
-        if errors:
-            raise ValidationError(errors)
-        access.require(current_principal(), "analytics:import")
-        upload = files["file"]
+        except SchemaError as exc:
+            raise ValidationError({"form": exc.messages}) from None
+        upload = request.files.get("file")
+        if upload is None:
+            raise ValidationError({"file": ["attach the file as the form field 'file'"]})
         report = imports.import_upload(
             form["kind"], upload.stream, upload.filename or "", mapping=form.get("mapping"),
             columns=_json_object(form.get("columns"), "columns"),
