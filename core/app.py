@@ -100,7 +100,7 @@ def create_app(profile: str | Profile | None = None, **overrides: Any) -> Flask:
     auth.init_app(app)
     collect_contributions(app, ext)
     if profile.plugins_per_tenant:
-        registry.hidden_plugins = _hidden_plugins_function(ext)
+        registry.hidden_from_current_tenant = _hidden_plugins_function(ext)
     api.scope_openapi(app)
     health.init_app(app)
     profile.init_app(app)

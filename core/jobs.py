@@ -644,7 +644,8 @@ class JobQueue:
             for tenant_id in self._tenant_ids():
                 with tenancy.tenant_context(tenant_id, origin="job"):
                     # a plugin hidden from the tenant (hosted plans) runs nothing for it
-                    hidden = registry.hidden_plugins() if registry.hidden_plugins else ()
+                    hidden = (registry.hidden_from_current_tenant()
+                              if registry.hidden_from_current_tenant else ())
                     for name, key in due:
                         if self.definitions[name].plugin in hidden:
                             continue

@@ -168,14 +168,14 @@ class PluginRegistry:
         self.trace: list[tuple[str, str, float]] | None = None
         #: set by the app when the profile narrows plugins per tenant (hosted plans): the
         #: names of the plugins hidden from the current tenant, or an empty set
-        self.hidden_plugins: Callable[[], frozenset[str]] | None = None
+        self.hidden_from_current_tenant: Callable[[], frozenset[str]] | None = None
         self._subsets: dict[tuple[str, frozenset[str]], Any] = {}
 
     @property
     def hook(self):
         """The hook relay. Where plugins are enabled per tenant, it is narrowed to the plugins
         the current tenant may use: the others' implementations are not called for it."""
-        if self.hidden_plugins is None:
+        if self.hidden_from_current_tenant is None:
             return self.pm.hook
         return _TenantHooks(self)
 
@@ -359,4 +359,4 @@ class _TenantHooks:
 
     def __getattr__(self, name: str):
         registry = self._registry
-        return registry.hook_for(name, registry.hidden_plugins())
+        return registry.hook_for(name, registry.hidden_from_current_tenant())
