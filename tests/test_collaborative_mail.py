@@ -357,6 +357,18 @@ def test_attachments_over_the_size_limit_are_listed_not_stored(api, app):
     assert api.get(f"/api/v1/mail/messages/{message['id']}/attachments/1").status_code == 404
 
 
+def test_overlong_message_ids_are_stored_and_still_thread(api):
+    long_id = "<" + "x" * 600 + "@mail.example>"
+    api.customer(first_name="Long", email="long@example.com")
+    assert import_eml(api, eml("long@example.com", "One", message_id=long_id)).status_code == 201
+    reply = import_eml(api, eml("long@example.com", "Two", in_reply_to=long_id))
+    assert reply.status_code == 201, reply.json
+    one, two = sorted(messages(api), key=lambda m: m["subject"])
+    assert one["thread_id"] == two["thread_id"] and len(one["message_id"]) < 100
+    again = import_eml(api, eml("long@example.com", "One", message_id=long_id)).json
+    assert again["duplicates"] == 1
+
+
 def test_unknown_senders_become_customers_at_stage_lead_when_configured(api, app):
     with config(app, COLLABORATIVE_UNKNOWN_SENDERS="customer"):
         report = import_eml(api, eml("New Person <new@prospect.example>", "Interested")).json

@@ -401,7 +401,10 @@ def _files_root() -> str:
 
 
 def _msgids(value: Any) -> list[str]:
-    return _MSGID.findall(str(value or ""))
+    """The ``<id>`` tokens of a header; an id too long for its column becomes a stable
+    digest (the same for every message that names it)."""
+    return [m if len(m) <= 500 else f"<sha256.{hashlib.sha256(m.encode()).hexdigest()}>"
+            for m in _MSGID.findall(str(value or ""))]
 
 
 def _external_id(message_id: str) -> str:
@@ -413,7 +416,7 @@ def _external_id(message_id: str) -> str:
 def _addresses(message: Message, header: str) -> list[tuple[str, str]]:
     values = [str(v) for v in message.get_all(header) or []]
     return [(name, addr.strip().lower()) for name, addr in getaddresses(values)
-            if addr and "@" in addr]
+            if addr and "@" in addr and len(addr.strip()) <= 320]
 
 
 def _text_of(message: Message) -> str:
