@@ -252,7 +252,7 @@ def test_send_webhook_and_send_email_actions(app, api, clientela_smtp):
 
 
 class TaskPlugin:
-    """Another plugin offering an action, as the operational plugin offers create_task."""
+    """Another plugin offering an action (the operational plugin offers create_task)."""
 
     def __init__(self):
         self.calls = []
@@ -263,7 +263,7 @@ class TaskPlugin:
             self.calls.append((entity.id, params))
             return {"task": params["title"]}
 
-        register("create_task", "Create a task", create_task, {"title": "string"})
+        register("log_call", "Log a call", create_task, {"title": "string"})
 
 
 @contextlib.contextmanager
@@ -282,12 +282,12 @@ def test_actions_other_plugins_register_are_listed_and_run(app, api):
     with plugin_registered(app, TaskPlugin()) as plugin:
         listed = {a["key"]: a for a in api.get(f"{RULES}/actions").json}
         assert {"set_field", "add_tag", "assign_owner", "send_webhook", "send_email",
-                "create_task"} <= set(listed)
-        assert listed["create_task"]["params"] == {"title": "string"}
+                "create_task", "log_call"} <= set(listed)
+        assert listed["log_call"]["params"] == {"title": "string"}
         bad = api.post(RULES, json={"name": "x", "trigger": "created", "actions": [
-            {"type": "create_task", "params": {"title": "Call", "colour": "red"}}]})
+            {"type": "log_call", "params": {"title": "Call", "colour": "red"}}]})
         assert bad.status_code == 422 and "colour" in bad.json["errors"]["json"]["actions"][0]
-        rule(api, trigger="created", actions=[{"type": "create_task",
+        rule(api, trigger="created", actions=[{"type": "log_call",
                                                "params": {"title": "Call them"}}])
         customer = api.customer(first_name="Task")
         assert run_jobs(app, api.tenant.id) == ["succeeded"]

@@ -16,7 +16,7 @@ from clientela.core import archive, services, tenancy
 from clientela.core.app import create_app
 from clientela.core.db import db
 from clientela.core.errors import Forbidden, NoTenantError, RateLimited
-from clientela.core.models import Customer, TenantUsage
+from clientela.core.models import Customer, Tenant, TenantUsage
 from clientela.testing import invoke_cli
 
 PG_SERVER = os.environ.get(
@@ -937,12 +937,33 @@ def test_plugins_outside_the_plan_answer_404_and_leave_the_openapi_document(host
     absent = client.get("/api/v1/no-such-resource", headers=bearer(tokens[narrow]))
     assert absent.status_code == 404
     for rule in hidden_rules:
+        view = app.view_functions[rule.endpoint]
+        keyed = getattr(getattr(view, "view_class", view), "clientela_tenant", None)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             response = client.open(_concrete(rule), method=method, json={},
                                    headers=bearer(tokens[narrow]))
+            if keyed is not None:
+                # a webhook takes its tenant's key, never a user's token: refused before
+                # its input is read (with a key of a tenant whose plan hides the plugin
+                # it is a 404; no such key can be made through the API)
+                assert response.status_code == 401, (method, rule.rule, response.json)
+                continue
             # exactly what a route that does not exist answers
             assert (response.status_code, response.json) == (404, absent.json), (
                 method, rule.rule, response.json)
+    # a genuine key of the narrow tenant (made before a plan change hid its plugin, say)
+    # finds the webhook absent, exactly like a missing route
+    from clientela.plugins.collaborative import services as collaborative
+
+    with app.app_context():
+        narrow_id = db.session.execute(sa.select(Tenant.id).where(Tenant.slug == narrow)).scalar_one()
+    raw = f"{narrow_id.hex}-made-before-the-plan-changed"
+    with app.app_context(), tenancy.tenant_context(narrow_id):
+        db.session.add(collaborative.InboundKey(name="old", scope="calls", prefix="old",
+                                                key_hash=collaborative._key_hash(raw)))
+        db.session.commit()
+    response = client.post("/api/v1/calls/webhook", json={}, headers={"X-Clientela-Key": raw})
+    assert (response.status_code, response.json) == (404, absent.json)
     # the tenant whose plan has them uses them; core routes and the plan's plugin work
     for s, status in ((full, 200), (narrow, 404)):
         assert client.get("/api/v1/deals", headers=bearer(tokens[s])).status_code == status

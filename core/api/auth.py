@@ -35,18 +35,32 @@ TOUCH_INTERVAL = dt.timedelta(minutes=5)
 
 
 
-def public(view):
+def public(view=None, *, tenant=None):
     """Mark a view (function or ``MethodView`` class) under ``/api/v1`` as needing no user
     credential: it authenticates the caller itself (a webhook's tenant-owned key) and
-    sets the tenant context on its own."""
-    view.clientela_public = True
-    return view
+    sets the tenant context on its own.
+
+    ``tenant``, when given, is called before the request's input is read and returns the
+    caller's ``Tenant`` (or raises 401): the route then answers 404 to a tenant whose
+    plan hides the route's plugin, as token-authenticated routes do, and input
+    validation never answers a caller who is not authenticated.
+    """
+    def mark(view):
+        view.clientela_public = True
+        if tenant is not None:
+            view.clientela_tenant = staticmethod(tenant) if isinstance(view, type) else tenant
+        return view
+
+    return mark if view is None else mark(view)
+
+
+def _view():
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    return getattr(view, "view_class", None) or view
 
 
 def _public_view() -> bool:
-    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
-    return bool(getattr(view, "clientela_public", False)
-                or getattr(getattr(view, "view_class", None), "clientela_public", False))
+    return bool(getattr(_view(), "clientela_public", False))
 
 
 def current_principal() -> access.Principal:
@@ -79,6 +93,11 @@ def _activate(tenant_id, user: User, via: str) -> None:
     g.principal = access.principal_for(user, via)
     ext = current_app.extensions["clientela"]
     ext.profile.request_authenticated(tenant, g.principal)
+    _check_route_visible(tenant)
+
+
+def _check_route_visible(tenant: Tenant) -> None:
+    ext = current_app.extensions["clientela"]
     if ext.profile.plugins_per_tenant and request.blueprints:
         owner = ext.route_owners.get(request.blueprints[-1])
         if owner is not None and owner in ext.hidden_plugins(tenant):
@@ -92,6 +111,9 @@ def authenticate() -> None:
     if not path.startswith(API_PREFIX + "/") or path in PUBLIC or path.startswith(PUBLIC_PREFIXES):
         return
     if _public_view():
+        resolve = getattr(_view(), "clientela_tenant", None)
+        if resolve is not None:
+            _check_route_visible(resolve())
         return
     if not authenticate_credentials():
         raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")

@@ -69,7 +69,7 @@ class ChannelInteractions(MethodView):
         return interaction
 
 
-@public
+@public(tenant=lambda: _verified_key_tenant())
 @channels_blp.route("/inbound")
 class ChannelInbound(MethodView):
     @channels_blp.arguments(schemas.ChannelInbound)
@@ -366,7 +366,7 @@ class MailImport(MethodView):
         return report
 
 
-def _keyed_tenant(scope: str):
+def _keyed_tenant(scope: str | None = None):
     """Enter the tenant of the request's inbound key; raise 401 for a wrong key."""
     raw = request.headers.get(KEY_HEADER, "")
     tenant_id = collab.tenant_of_key(raw)
@@ -375,6 +375,16 @@ def _keyed_tenant(scope: str):
         raise Unauthorized(f"send a valid inbound key in the {KEY_HEADER} header")
     if tenant.status != "active":
         raise Forbidden(f"this account is {tenant.status}")
+    return tenant
+
+
+def _verified_key_tenant():
+    """The tenant of a genuine inbound key (of any scope), before the input is read."""
+    tenant = _keyed_tenant()
+    with tenancy.tenant_context(tenant.id, origin="webhook"):
+        genuine = collab.key_exists(request.headers.get(KEY_HEADER, ""))
+    if not genuine:
+        raise Unauthorized(f"send a valid inbound key in the {KEY_HEADER} header")
     return tenant
 
 
@@ -400,7 +410,7 @@ class _Keyed:
         return False
 
 
-@public
+@public(tenant=lambda: _verified_key_tenant())
 @mail_blp.route("/inbound")
 class MailInbound(MethodView):
     @mail_blp.arguments(schemas.InboundMail)
@@ -458,7 +468,7 @@ class InboundKeyById(MethodView):
 # --- calls --------------------------------------------------------------------------------
 
 
-@public
+@public(tenant=lambda: _verified_key_tenant())
 @calls_blp.route("/webhook")
 class CallsWebhook(MethodView):
     @calls_blp.arguments(schemas.CallWebhook)

@@ -607,12 +607,8 @@ def ingest(raw: bytes, source: str, *, mailbox: Mailbox | None = None,
         hook = plugin_hooks()
         if hook is not None:
             thread = thread_interactions(record.thread_id, exclude=interaction.id)
-            answers = [a for a in hook.clientela_inbound_message(interaction=interaction,
-                                                                 thread=thread) if a]
-            if answers:
-                # answers name records by id (a UUID); the JSON column keeps their text
-                linked = [{k: str(v) if isinstance(v, uuid.UUID) else v for k, v in a.items()}
-                          for a in answers]
+            linked = offer_inbound(hook, interaction, thread)
+            if linked:
                 record.attributes = {**record.attributes, "linked": linked}
                 db.session.flush()
     return record, True
@@ -776,6 +772,12 @@ def tenant_of_key(raw: str | None) -> uuid.UUID | None:
         return uuid.UUID(hex=head)
     except ValueError:
         return None
+
+
+def key_exists(raw: str) -> bool:
+    """In the key's tenant: whether a key with this hash exists, whatever its scope."""
+    return db.session.execute(db.select(InboundKey.id).where(
+        InboundKey.key_hash == _key_hash(raw))).first() is not None
 
 
 def check_key(raw: str, scope: str) -> InboundKey | None:
@@ -1107,6 +1109,13 @@ def _sender_customer(channel, sender: str) -> Customer | None:
     return None
 
 
+def offer_inbound(hook, interaction: Interaction, thread: list) -> list[dict]:
+    """Ask ``clientela_inbound_message``; the answers, JSON-safe (ids as text), to keep."""
+    answers = hook.clientela_inbound_message(interaction=interaction, thread=thread)
+    return [{k: str(v) if isinstance(v, uuid.UUID) else v for k, v in a.items()}
+            for a in answers if a]
+
+
 def receive_channel_message(key: str, data: dict[str, Any]) -> ChannelMessage:
     """An inbound message on a chat-like channel (``sms``, ``chat``, a plugin's), already
     authenticated by an inbound key of scope ``messages``.
@@ -1169,10 +1178,9 @@ def receive_channel_message(key: str, data: dict[str, Any]) -> ChannelMessage:
             earlier = list(db.session.execute(db.select(Interaction).where(
                 Interaction.id.in_(ids)).order_by(Interaction.occurred_at, Interaction.id)
             ).scalars())
-        answers = [a for a in hook.clientela_inbound_message(interaction=interaction,
-                                                             thread=earlier) if a]
-        if answers:
-            record.attributes = {**(record.attributes or {}), "linked": answers}
+        linked = offer_inbound(hook, interaction, earlier)
+        if linked:
+            record.attributes = {**(record.attributes or {}), "linked": linked}
             db.session.flush()
     return record
 
