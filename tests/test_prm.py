@@ -6,10 +6,8 @@ SMTP server, forecasts and scorecards on a known data set, and the partner porta
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import uuid
 
-import pytest
 import sqlalchemy as sa
 
 from clientela.core import jobs, tenancy
@@ -557,7 +555,8 @@ def test_the_partner_matrix_no_partner_ever_reaches_another_partners_records(api
 
 def test_a_partner_accepts_or_declines_its_leads_and_sees_contact_details_once_accepted(api):
     ok(api.post(RULES, json={"name": "everyone"}), 201)
-    a = Portal(api, active_partner(api, name="A", tier_id=tier_id(api, "gold"))["id"], "a@a.example")
+    a = Portal(api, active_partner(api, name="A", tier_id=tier_id(api, "gold"))["id"],
+               "a@a.example")
     b = Portal(api, active_partner(api, name="B", tier_id=tier_id(api, "silver"))["id"],
                "b@b.example")
     lead = ok(api.post("/api/v1/leads", json={"first_name": "Lia", "email": "lia@x.example",

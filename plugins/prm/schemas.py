@@ -15,8 +15,10 @@ from clientela.plugins.prm.models import (
     TARGET_PERIODS,
 )
 
-Codes = lambda **kw: fields.List(fields.String(validate=validate.Length(min=1, max=100)),  # noqa: E731
-                                 validate=validate.Length(max=200), **kw)
+def Codes(**kw) -> fields.List:  # noqa: N802 - used like a field class
+    """A list of short codes (countries, specialisations, sources)."""
+    return fields.List(fields.String(validate=validate.Length(min=1, max=100)),
+                       validate=validate.Length(max=200), **kw)
 
 
 # --- tiers ------------------------------------------------------------------------------

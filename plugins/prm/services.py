@@ -1325,7 +1325,8 @@ def forecast(principal: Principal | None, *, period: str = "quarter", year: int 
     first, last = starts[0], ops.period_end(starts[-1], period)
     stmt = (sa.select(PartnerDeal.partner_id, Deal.amount, Deal.status, Deal.expected_close_date,
                       Deal.closed_at, Stage.probability)
-            .join(Deal, (Deal.tenant_id == PartnerDeal.tenant_id) & (Deal.id == PartnerDeal.deal_id))
+            .join(Deal, (Deal.tenant_id == PartnerDeal.tenant_id)
+                  & (Deal.id == PartnerDeal.deal_id))
             .join(Stage, (Stage.tenant_id == Deal.tenant_id) & (Stage.id == Deal.stage_id))
             .join(Partner, (Partner.tenant_id == PartnerDeal.tenant_id)
                   & (Partner.id == PartnerDeal.partner_id))
@@ -1525,15 +1526,14 @@ def profile_section(customer: Customer, principal: Principal | None) -> dict[str
 
 def load_demo() -> None:
     """A small network (``clientela demo``): three active partners of a district, a plan,
-    a distribution rule, and their won and open deals attributed."""
+    and their won and open deals attributed."""
     ensure_default_tiers()
     tiers = {t.name: t for t in db.session.execute(db.select(PartnerTier)).scalars()}
     owner = db.session.execute(db.select(User.id).order_by(User.created_at).limit(1)).scalar()
     if not db.session.execute(db.select(CommissionPlan.id)).first():
         db.session.add(CommissionPlan(name="Standard", brackets=[
             {"up_to": "100000.00", "rate": "8"}, {"up_to": None, "rate": "10"}]))
-    if not db.session.execute(db.select(LeadDistributionRule.id)).first():
-        db.session.add(LeadDistributionRule(name="Italy", countries=["IT"]))
+    # no distribution rule: the demo sends no job (a rule would offer every new lead)
     now = utcnow()
     partners = []
     for name, type_, tier, specialisations in (
