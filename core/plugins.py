@@ -337,8 +337,13 @@ class PluginRegistry:
         demo-data hooks want dependencies first.
         """
         caller = getattr(self.hook, hook_name)
+        # by the plugin order, not pluggy's registration order (which a plugin
+        # unregistered and registered again, as tests do, would change)
+        rank = {CORE: -1, **{info.name: i for i, info in enumerate(self.enabled())}}
+        impls = sorted(caller.get_hookimpls(),
+                       key=lambda impl: rank.get(impl.plugin_name.split(":")[0], len(rank)))
         results = []
-        for impl in caller.get_hookimpls():
+        for impl in impls:
             args = {k: kwargs[k] for k in impl.argnames if k in kwargs}
             try:
                 results.append((impl.plugin_name, impl.function(**args)))
