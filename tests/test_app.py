@@ -68,3 +68,18 @@ def test_no_two_schemas_share_an_openapi_name(tmp_path):
         warnings.filterwarnings("error", message="Multiple schemas resolved")
         app = create_app(DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}", HOME=str(tmp_path))
     assert app.test_client().get("/api/v1/openapi.json").status_code == 200
+
+
+def test_plugin_apis_beside_api_v1_answer_errors_as_json(tmp_path):
+    """/portal/api/v1 and /partner/api/v1 are APIs too: no HTML error page there."""
+    from clientela.core.app import create_app
+
+    app = create_app(DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}", HOME=str(tmp_path))
+    client = app.test_client()
+    for path, method, status in (("/partner/api/v1/leads", "PATCH", 405),
+                                 ("/partner/api/v1/no-such-thing", "GET", 404),
+                                 ("/portal/api/v1/no-such-thing", "GET", 401)):
+        response = client.open(path, method=method)
+        assert response.status_code == status
+        assert response.is_json and response.json["status"] == status
+    assert not client.get("/no-such-page").is_json

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 
 from flask import Flask, jsonify, render_template_string, request, send_from_directory
 from flask_smorest import Api
@@ -71,8 +72,14 @@ def error_body(status: int, message: str, errors=None, code: str | None = None):
     return body
 
 
+#: the JSON APIs a plugin adds beside ``/api/v1`` (``/portal/api/v1``, ``/partner/api/v1``)
+_PLUGIN_API = re.compile(r"^/[\w-]+/api/v\d+/")
+
+
 def _is_api() -> bool:
-    return request.path.startswith(API_PREFIX + "/") or request.path.startswith("/operator/")
+    path = request.path
+    return (path.startswith(API_PREFIX + "/") or path.startswith("/operator/")
+            or _PLUGIN_API.match(path) is not None)
 
 
 def init_app(app: Flask) -> Api:
