@@ -178,29 +178,41 @@ def _specific_hook(change: EntityChange) -> str | None:
     return _SPECIFIC_HOOKS.get((change.entity_type, change.operation))
 
 
+#: rounds of "hooks wrote rows, which call hooks" before the commit is refused
+PRECOMMIT_ROUNDS = 20
+
+
 @event.listens_for(Session, "before_commit")
 def _precommit(session: Session) -> None:
     hook = plugin_hooks()
     if hook is None:
         return
     session.flush()
-    queued: list[EntityChange] = session.info.get(_CHANGES, [])
+    queued: list[EntityChange] = session.info.setdefault(_CHANGES, [])
     errors: dict[str, list[str]] = {}
-    for change in queued:
-        change.values = _snapshot(change.entity)
-    for change in list(queued):
-        if change.operation != "delete":
-            for answer in hook.clientela_validate(entity=change.entity, change=change):
-                for field, messages in (answer or {}).items():
-                    errors.setdefault(field, []).extend(messages)
-        if errors:
-            break
-        specific = _specific_hook(change)
-        if specific:
-            getattr(hook, f"{specific}_precommit")(entity=change.entity, change=change)
-        hook.clientela_entity_changed_precommit(change=change)
-    if errors:
-        raise ValidationError(errors)
+    done = 0
+    for _round in range(PRECOMMIT_ROUNDS):
+        batch = queued[done:]
+        if not batch:
+            return
+        done = len(queued)
+        for change in batch:
+            change.values = _snapshot(change.entity)
+        for change in batch:
+            if change.operation != "delete":
+                for answer in hook.clientela_validate(entity=change.entity, change=change):
+                    for field, messages in (answer or {}).items():
+                        errors.setdefault(field, []).extend(messages)
+            if errors:
+                raise ValidationError(errors)
+            specific = _specific_hook(change)
+            if specific:
+                getattr(hook, f"{specific}_precommit")(entity=change.entity, change=change)
+            hook.clientela_entity_changed_precommit(change=change)
+        # rows the hooks wrote are changes too: validated, hooked, audited like the others
+        session.flush()
+    raise ValidationError({"_schema": [
+        f"precommit hooks kept writing rows after {PRECOMMIT_ROUNDS} rounds; nothing was saved"]})
 
 
 def call_each(hookcaller, **kwargs) -> None:

@@ -118,3 +118,48 @@ def test_customer_input_is_validated_per_field(tenant):
         services.create_customer({"first_name": "X", "email": "nope", "phone": "12",
                                   "stage": "vip"})
     assert set(err.value.errors) == {"email", "phone", "stage"}
+
+
+class FollowUp:
+    """Writes an interaction whenever a customer is created, inside the transaction."""
+
+    def __init__(self):
+        self.precommit, self.postcommit = [], []
+
+    @hookimpl
+    def clientela_customer_created_precommit(self, entity):
+        services.record_interaction(entity.id, "note", subject="welcome")
+
+    @hookimpl
+    def clientela_entity_changed_precommit(self, change):
+        self.precommit.append((change.entity_type, change.values.get("subject")))
+
+    @hookimpl
+    def clientela_entity_changed_postcommit(self, change):
+        self.postcommit.append((change.entity_type, change.values.get("subject")))
+
+
+class Forever:
+    """A precommit hook that writes a row for every row: it must not loop for ever."""
+
+    @hookimpl
+    def clientela_interaction_recorded_precommit(self, entity):
+        services.record_interaction(entity.customer_id, "note", subject="again")
+
+
+def test_rows_written_by_precommit_hooks_get_hooks_and_values_too(app, tenant):
+    with plugged(app, FollowUp(), "follow-up") as plugin:
+        services.create_customer({"first_name": "Ada"})
+        db.session.commit()
+    assert ("interactions", "welcome") in plugin.precommit
+    assert ("interactions", "welcome") in plugin.postcommit
+
+
+def test_precommit_hooks_that_keep_writing_are_refused(app, tenant):
+    customer = services.create_customer({"first_name": "Bo"})
+    db.session.commit()
+    with plugged(app, Forever(), "forever"):
+        services.record_interaction(customer.id, "note", subject="first")
+        with pytest.raises(ValidationError, match="kept writing"):
+            db.session.commit()
+    db.session.rollback()
