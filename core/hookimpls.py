@@ -80,7 +80,8 @@ def clientela_api_blueprints(register):
     from clientela.core.api import admin, customers
     from clientela.core.api import jobs as jobs_api
 
-    for blueprint in (customers.blp, customers.interactions_blp, *admin.BLUEPRINTS, jobs_api.blp):
+    for blueprint in (customers.blp, customers.interactions_blp, customers.search_blp,
+                      *admin.BLUEPRINTS, jobs_api.blp):
         register(blueprint)
 
 

@@ -436,12 +436,16 @@ def clientela_team_members(user_id: Any) -> list | None:
 
 
 @hookspec
-def clientela_search(query: str, limit: int) -> list[dict] | None:
-    """Answer a global search.
+def clientela_search(query: str, limit: int, principal: Any) -> list[dict] | None:
+    """Answer a global search (``GET /api/v1/search?q=``).
 
-    :param query: what the user typed.
+    :param query: what the user typed (at least two characters).
     :param limit: the most results wanted from this plugin.
-    :returns: ``[{"type", "id", "title", "score"}]`` or ``None``.
+    :param principal: who searches (``clientela.core.access.Principal``; since hook API
+        1.1): answer only records they may read, in their record scope — use the same
+        query as the plugin's list endpoint. Answer nothing for a permission they lack.
+    :returns: ``[{"type", "id", "title", "subtitle" (optional), "score"}]`` with
+        ``score`` between 0 and 1 (1: exact), or ``None``.
 
     Since hook API 1.0.
     """

@@ -198,3 +198,32 @@ def rebuild_sqlite_index(connection: sa.Connection) -> None:
 
 
 __all__ = ["filter_customers", "fts_query", "phone_prefixes", "rebuild_sqlite_index"]
+
+
+def search_everything(query: str, principal, limit: int = 10) -> list[dict]:
+    """The global search: customers the principal may read, then every plugin's answers.
+
+    Each source gives at most ``limit`` results; within the whole, better scores first
+    (stable, so customers lead among equals).
+    """
+    from clientela.core import customers
+    from clientela.core.events import plugin_hooks
+
+    query = (query or "").strip()
+    results: list[dict] = []
+    if principal.can("customers:read"):
+        stmt = customers.customers_query(principal, q=query).order_by(
+            Customer.display_name, Customer.id).limit(limit)
+        lowered = query.lower()
+        for customer in db.session.execute(stmt).scalars():
+            exact = lowered in {(customer.display_name or "").lower(),
+                                (customer.email or "").lower()}
+            results.append({"type": "customer", "id": customer.id,
+                            "title": customer.display_name,
+                            "subtitle": customer.email or customer.phone,
+                            "score": 1.0 if exact else 0.5})
+    hook = plugin_hooks()
+    if hook is not None:
+        for answer in hook.clientela_search(query=query, limit=limit, principal=principal):
+            results.extend((answer or [])[:limit])
+    return sorted(results, key=lambda r: -float(r.get("score") or 0))

@@ -166,3 +166,46 @@ def test_search_uses_the_indexes(app, tenant):
         assert "Seq Scan" not in plan, plan
         for name in ("display_name", "first_name", "last_name", "organisation_name", "email"):
             assert f"ix_customers_search_{name}" in plan, plan
+
+
+# --- the global search: customers and every plugin's records, in the caller's scope ----
+
+
+def test_global_search_finds_every_kind_within_the_callers_scope(api, other_api):
+    customer = api.customer(first_name="Zephyr", last_name="Quill", email="zq@example.com")
+    mine = api.post("/api/v1/leads", role="sales",
+                    json={"first_name": "Zephyr", "company": "Zephyr Lead Srl"}).json
+    others = api.post("/api/v1/leads", json={"first_name": "Zephyr", "last_name": "Other",
+                                             "owner_id": str(api.users["manager"].id)}).json
+    deal = api.post("/api/v1/deals", json={"title": "Zephyr expansion", "amount": "100",
+                                           "customer_id": customer["id"],
+                                           "owner_id": str(api.users["manager"].id)}).json
+    case = api.post("/api/v1/cases", json={"subject": "Zephyr cannot log in",
+                                           "customer_id": customer["id"]}).json
+    other_api.customer(first_name="Zephyr", last_name="Foreign")
+
+    def found(role):
+        response = api.get("/api/v1/search?q=zeph", role=role)
+        assert response.status_code == 200, response.json
+        return {(r["type"], r["id"]) for r in response.json}
+
+    everything = found("admin")
+    assert {("customer", customer["id"]), ("lead", mine["id"]), ("lead", others["id"]),
+            ("deal", deal["id"]), ("case", case["id"])} <= everything
+    assert all(kind != "customer" or rid == customer["id"] for kind, rid in everything)
+    # sales, own scope: their own lead only, no deal of someone else, no cases
+    sales = found("sales")
+    assert ("lead", mine["id"]) in sales and ("lead", others["id"]) not in sales
+    assert ("deal", deal["id"]) not in sales and ("case", case["id"]) not in sales
+    # service: cases, but no deals or leads
+    service = found("service")
+    assert ("case", case["id"]) in service
+    assert not {k for k, _ in service} & {"deal", "lead"}
+    # another tenant finds none of it
+    theirs = other_api.get("/api/v1/search?q=zeph").json
+    assert [r["title"] for r in theirs] == ["Zephyr Foreign"]
+
+
+def test_global_search_needs_two_characters(api):
+    response = api.get("/api/v1/search?q=z")
+    assert response.status_code == 422 and "q" in response.json["errors"]["query"]

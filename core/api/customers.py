@@ -18,6 +18,8 @@ from clientela.core.models import Interaction
 
 blp = Blueprint("customers", __name__, url_prefix="/customers",
                 description="Customers (persons and organisations) and their 360° view")
+search_blp = Blueprint("search", __name__, url_prefix="/search",
+                       description="One search over customers and every plugin's records")
 interactions_blp = Blueprint("interactions", __name__, url_prefix="/interactions",
                              description="Every touchpoint with a customer")
 
@@ -232,3 +234,15 @@ class InteractionById(MethodView):
     def get(self, interaction_id: uuid.UUID):
         """One interaction."""
         return customers.get_interaction(interaction_id, current_principal())
+
+
+@search_blp.route("")
+class GlobalSearch(MethodView):
+    @search_blp.arguments(schemas.SearchQuery, location="query")
+    @search_blp.response(200, schemas.SearchResult(many=True))
+    def get(self, args):
+        """Customers and the records of every plugin (leads, deals, cases, ...) that match
+        ``q``, limited to what the caller may read, best matches first."""
+        from clientela.core import search
+
+        return search.search_everything(args["q"], current_principal(), args["limit"])

@@ -269,3 +269,18 @@ class ImportResult(Schema):
     ignored_columns = fields.List(fields.String())
     mapping = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True))
     errors = fields.List(fields.Nested(RowProblem))
+
+
+class SearchQuery(Schema):
+    q = fields.String(required=True, validate=validate.Length(min=2, max=200),
+                      metadata={"description": "at least two characters"})
+    limit = fields.Integer(load_default=10, validate=validate.Range(min=1, max=50),
+                           metadata={"description": "the most results per kind of record"})
+
+
+class SearchResult(Schema):
+    type = fields.String(metadata={"description": "customer, lead, deal, case, ..."})
+    id = fields.String()
+    title = fields.String()
+    subtitle = fields.String(allow_none=True)
+    score = fields.Float()

@@ -205,6 +205,13 @@ def clientela_inbound_message(interaction, thread):
 
 
 @hookimpl
+def clientela_search(query, limit, principal):
+    from clientela.plugins.operational import work_hooks
+
+    return work_hooks.search(query, limit, principal)
+
+
+@hookimpl
 def clientela_contact_allowed(customer, channel, purpose):
     from clientela.plugins.operational import campaigns
 

@@ -176,3 +176,41 @@ def load_demo() -> None:
                           "due_at": now + dt.timedelta(days=i * 2 - 1),
                           "related_type": "customer", "related_id": customer.id})
     db.session.flush()
+
+
+def search(query: str, limit: int, principal) -> list[dict]:
+    """The global search's answer: leads, deals and cases the principal may read."""
+    from clientela.plugins.operational import cases, services
+    from clientela.plugins.operational.models import Deal, Lead
+    from clientela.plugins.operational.work_models import ServiceCase
+
+    lowered = query.strip().lower()
+    results: list[dict] = []
+
+    def score(*values) -> float:
+        return 1.0 if lowered in {(v or "").lower() for v in values} else 0.5
+
+    if principal.can("leads:read"):
+        stmt = services.leads_query(principal, q=query).order_by(Lead.created_at.desc(),
+                                                                 Lead.id).limit(limit)
+        for lead in db.session.execute(stmt).scalars():
+            name = " ".join(p for p in (lead.first_name, lead.last_name) if p)
+            results.append({"type": "lead", "id": lead.id,
+                            "title": name or lead.company or lead.email or "lead",
+                            "subtitle": lead.company if name else lead.email,
+                            "score": score(name, lead.company, lead.email)})
+    if principal.can("deals:read"):
+        stmt = services.deals_query(principal, q=query).order_by(Deal.created_at.desc(),
+                                                                  Deal.id).limit(limit)
+        for deal in db.session.execute(stmt).scalars():
+            results.append({"type": "deal", "id": deal.id, "title": deal.title,
+                            "subtitle": f"{deal.amount} {deal.currency} · {deal.status}",
+                            "score": score(deal.title)})
+    if principal.can("cases:read"):
+        stmt = cases.cases_query(principal, q=query).order_by(ServiceCase.created_at.desc(),
+                                                              ServiceCase.id).limit(limit)
+        for case in db.session.execute(stmt).scalars():
+            results.append({"type": "case", "id": case.id, "title": case.subject,
+                            "subtitle": f"{case.priority} · {case.status}",
+                            "score": score(case.subject)})
+    return results
