@@ -624,3 +624,19 @@ def clientela_inbound_message(interaction: Any, thread: list) -> dict | None:
 
     Since hook API 1.1.
     """
+
+
+@hookspec
+def clientela_portal_records(customer_id: Any) -> dict | None:
+    """What a customer may see of a plugin's records about them in the self-service portal.
+
+    Asked by the collaborative plugin's portal (``GET /portal/api/v1/records``) inside the
+    customer's tenant, for the customer the portal account belongs to. The operational
+    plugin answers with the customer's service cases.
+
+    :param customer_id: the portal customer's id; answer only records of this customer.
+    :returns: ``{kind: [record, ...]}``, each record a JSON-serialisable dict holding only
+        what is meant for the customer (no internal notes, owners or scores), or ``None``.
+
+    Since hook API 1.1.
+    """

@@ -524,8 +524,12 @@ def portal_world(api, smtp, marker: str) -> dict:
                      organisation_id=org["id"])
     mate = api.customer(first_name=f"{marker}Mate", organisation_id=org["id"])
     interaction = inbound(api, x["id"], subject=f"{marker} secret subject")
+    case = api.post("/api/v1/cases", json={"subject": f"{marker} secret case",
+                                           "customer_id": x["id"]})
+    assert case.status_code == 201, case.json
     who = portal_login(api, smtp, x, is_admin=True)
-    return {"org": org, "customer": x, "mate": mate, "interaction": interaction, "who": who}
+    return {"org": org, "customer": x, "mate": mate, "interaction": interaction, "who": who,
+            "case": case.json}
 
 
 def test_portal_matrix_customer_x_never_reaches_customer_y(api, other_api, clientela_smtp):
@@ -750,3 +754,27 @@ def test_expired_portal_tokens_are_purged_by_a_daily_job(api, clientela_smtp):
         db.session.rollback()
     assert kinds == ["session"]
     assert pget(api, who, "/me").status_code == 200
+
+
+def test_the_portal_shows_ones_cases_and_a_message_opens_one(api, other_api, clientela_smtp):
+    """With the operational plugin, the customer sees their service cases in the portal,
+    and a message written there opens a case (or joins none of anyone else's)."""
+    clientela_smtp.configure(api.app)
+    x = portal_world(api, clientela_smtp, "Xiomara")
+    y = portal_world(api, clientela_smtp, "Yannick")
+    headers = x["who"]["headers"]
+    seen = api.client.get("/portal/api/v1/records", headers=headers)
+    assert seen.status_code == 200
+    assert [c["subject"] for c in seen.json["cases"]] == ["Xiomara secret case"]
+    assert "Yannick" not in seen.get_data(as_text=True)
+    written = api.client.post("/portal/api/v1/messages", headers=headers,
+                              json={"subject": "Broken hinge", "body": "It squeaks."})
+    assert written.status_code == 201, written.json
+    cases = ok(api.get(f"/api/v1/cases?customer_id={x['customer']['id']}"))
+    assert sorted(c["subject"] for c in cases) == ["Broken hinge", "Xiomara secret case"]
+    again = api.client.get("/portal/api/v1/records", headers=headers).json["cases"]
+    assert {c["subject"] for c in again} == {"Broken hinge", "Xiomara secret case"}
+    assert all(set(c) == {"id", "subject", "status", "priority", "category", "opened_at",
+                          "resolved_at"} for c in again)
+    theirs = api.client.get("/portal/api/v1/records", headers=y["who"]["headers"]).json
+    assert [c["subject"] for c in theirs["cases"]] == ["Yannick secret case"]

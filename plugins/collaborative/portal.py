@@ -434,9 +434,34 @@ def write_message(account: PortalAccount, subject: str, body: str) -> Interactio
         errors["body"] = ["write a message"]
     if errors:
         raise ValidationError(errors)
-    return services.record_interaction(account.customer_id, PORTAL_CHANNEL, direction="inbound",
-                                       subject=subject.strip()[:500], body=body,
-                                       attributes={"portal_account_id": str(account.id)})
+    interaction = services.record_interaction(
+        account.customer_id, PORTAL_CHANNEL, direction="inbound", subject=subject.strip()[:500],
+        body=body, attributes={"portal_account_id": str(account.id)})
+    # like any inbound message, it is offered to plugins (the operational plugin opens a
+    # service case for it)
+    from clientela.core.events import plugin_hooks
+    from clientela.plugins.collaborative.services import offer_inbound
+
+    hook = plugin_hooks()
+    if hook is not None:
+        linked = offer_inbound(hook, interaction, [])
+        if linked:
+            interaction.attributes = {**interaction.attributes, "linked": linked}
+            db.session.flush()
+    return interaction
+
+
+def records(account: PortalAccount) -> dict[str, list]:
+    """Every plugin's records about the customer, as the customer may see them, by kind."""
+    from clientela.core.events import plugin_hooks
+
+    merged: dict[str, list] = {}
+    hook = plugin_hooks()
+    if hook is not None:
+        for answer in hook.clientela_portal_records(customer_id=account.customer_id):
+            for kind, rows in (answer or {}).items():
+                merged.setdefault(kind, []).extend(rows)
+    return merged
 
 
 def consents(account: PortalAccount) -> dict[str, Any]:

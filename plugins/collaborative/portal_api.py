@@ -296,6 +296,13 @@ def write_message():
     return jsonify(_safe(portal.interaction_view(interaction))), 201
 
 
+@bp.get("/records")
+def records():
+    """What other plugins hold about oneself and show in the portal, by kind (the
+    operational plugin's service cases under ``cases``)."""
+    return jsonify(_safe(portal.records(_account())))
+
+
 @bp.get("/consents")
 def consents():
     """The current consent per channel and purpose, and the history."""

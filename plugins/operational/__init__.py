@@ -205,6 +205,13 @@ def clientela_inbound_message(interaction, thread):
 
 
 @hookimpl
+def clientela_portal_records(customer_id):
+    from clientela.plugins.operational import work_hooks
+
+    return work_hooks.portal_records(customer_id)
+
+
+@hookimpl
 def clientela_search(query, limit, principal):
     from clientela.plugins.operational import work_hooks
 

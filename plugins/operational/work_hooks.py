@@ -214,3 +214,17 @@ def search(query: str, limit: int, principal) -> list[dict]:
                             "subtitle": f"{case.priority} · {case.status}",
                             "score": score(case.subject)})
     return results
+
+
+def portal_records(customer_id) -> dict[str, list]:
+    """The customer's service cases, as the customer sees them in the portal."""
+    from clientela.plugins.operational.work_models import ServiceCase
+
+    cases = db.session.execute(
+        db.select(ServiceCase).where(ServiceCase.customer_id == customer_id)
+        .order_by(ServiceCase.created_at.desc(), ServiceCase.id)).scalars()
+    return {"cases": [{"id": str(case.id), "subject": case.subject, "status": case.status,
+                       "priority": case.priority, "category": case.category,
+                       "opened_at": case.created_at.isoformat(),
+                       "resolved_at": case.resolved_at.isoformat() if case.resolved_at
+                       else None} for case in cases]}
