@@ -640,3 +640,24 @@ def clientela_portal_records(customer_id: Any) -> dict | None:
 
     Since hook API 1.1.
     """
+
+
+@hookspec
+def clientela_unknown_sender(channel: str, address: str, name: str, subject: str,
+                             body: str) -> dict | None:
+    """A message came from someone no customer matches (question hook, in the transaction).
+
+    Asked by the collaborative plugin when its ``COLLABORATIVE_UNKNOWN_SENDERS`` setting is
+    ``lead``. The operational plugin answers by capturing a lead (or finding the open lead
+    of that address), so that sales can qualify the sender; the message itself stays
+    unmatched until a customer exists.
+
+    :param channel: the channel key (``"email"``).
+    :param address: the sender's address (lower-cased e-mail, or an E.164 number).
+    :param name: the sender's display name, possibly empty.
+    :param subject: the message's subject, possibly empty.
+    :param body: the message's text.
+    :returns: ``{"type": "lead", "id": ..., "created": bool}`` or ``None``.
+
+    Since hook API 1.1.
+    """

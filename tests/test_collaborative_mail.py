@@ -377,6 +377,20 @@ def test_unknown_senders_become_customers_at_stage_lead_when_configured(api, app
     assert [(c["display_name"], c["stage"]) for c in found] == [("New Person", "lead")]
 
 
+def test_unknown_senders_become_leads_when_configured(api, app):
+    """``lead`` mode: the message stays unmatched, the operational plugin captures a lead,
+    and a second message from the same address joins that lead instead of a new one."""
+    with config(app, COLLABORATIVE_UNKNOWN_SENDERS="lead"):
+        first = import_eml(api, eml("Nadia Verdi <nadia@prospect.example>", "Quote please"))
+        again = import_eml(api, eml("Nadia Verdi <nadia@prospect.example>", "Any news?"))
+    assert first.json["matched"] == 0 and again.json["matched"] == 0
+    leads = api.get("/api/v1/leads?q=nadia@prospect.example").json
+    assert [(l["first_name"], l["last_name"], l["source"]) for l in leads] == [
+        ("Nadia", "Verdi", "email")]
+    assert "Quote please" in leads[0]["message"]
+    assert api.get("/api/v1/customers?q=nadia@prospect.example").json == []
+
+
 def test_the_inbound_webhook_needs_a_mail_key_of_the_tenant(api, other_api):
     customer = api.customer(first_name="Hook", email="hook@example.com")
     body = {"from": "hook@example.com", "subject": "Hi", "text": "by webhook",

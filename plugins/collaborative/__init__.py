@@ -29,7 +29,8 @@ def clientela_models(register):
 def clientela_config_defaults(register):
     register("COLLABORATIVE_UNKNOWN_SENDERS", "unmatched",
              "inbound mail from an address no customer has: 'unmatched' (kept in the "
-             "unmatched messages) or 'customer' (a new customer at stage lead)")
+             "unmatched messages), 'customer' (a new customer at stage lead) or 'lead' "
+             "(kept unmatched, and offered to plugins as a lead: clientela_unknown_sender)")
     register("COLLABORATIVE_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024,
              "larger inbound attachments are listed but not stored")
     register("COLLABORATIVE_MAX_IMPORT_BYTES", 200 * 1024 * 1024,

@@ -61,7 +61,7 @@ from clientela.plugins.collaborative.models import (
 
 log = logging.getLogger(__name__)
 
-UNKNOWN_SENDER_MODES = ("unmatched", "customer")
+UNKNOWN_SENDER_MODES = ("unmatched", "customer", "lead")
 _MSGID = re.compile(r"<[^<>\s]+>")
 _TAG = re.compile(r"<[^>]+>")
 
@@ -511,6 +511,21 @@ def _unknown_sender(name: str, address: str) -> Customer | None:
         return None  # an address the core refuses: leave the message unmatched
 
 
+def _offer_unknown_sender(record: MailMessage) -> None:
+    """``lead`` mode: a plugin (the operational one) captures the sender as a lead."""
+    hook = plugin_hooks()
+    if hook is None:
+        return
+    answers = hook.clientela_unknown_sender(
+        channel="email", address=record.from_address, name=record.from_name or "",
+        subject=record.subject or "", body=record.body or "")
+    linked = [{k: str(v) if isinstance(v, uuid.UUID) else v for k, v in a.items()}
+              for a in answers if a]
+    if linked:
+        record.attributes = {**(record.attributes or {}), "linked": linked}
+        db.session.flush()
+
+
 def _parent(candidates: list[str]) -> MailMessage | None:
     if not candidates:
         return None
@@ -584,6 +599,9 @@ def ingest(raw: bytes, source: str, *, mailbox: Mailbox | None = None,
     db.session.add(record)
     db.session.flush()
     if customer is None:
+        if direction == "inbound" and from_address and (
+                current_app.config["COLLABORATIVE_UNKNOWN_SENDERS"] == "lead"):
+            _offer_unknown_sender(record)
         return record, True
     record.customer_id, record.status = customer.id, "matched"
     private = mailbox is not None and mailbox.private

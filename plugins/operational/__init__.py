@@ -205,6 +205,13 @@ def clientela_inbound_message(interaction, thread):
 
 
 @hookimpl
+def clientela_unknown_sender(channel, address, name, subject, body):
+    from clientela.plugins.operational import work_hooks
+
+    return work_hooks.unknown_sender(channel, address, name, subject, body)
+
+
+@hookimpl
 def clientela_portal_records(customer_id):
     from clientela.plugins.operational import work_hooks
 

@@ -228,3 +228,22 @@ def portal_records(customer_id) -> dict[str, list]:
                        "opened_at": case.created_at.isoformat(),
                        "resolved_at": case.resolved_at.isoformat() if case.resolved_at
                        else None} for case in cases]}
+
+
+def unknown_sender(channel: str, address: str, name: str, subject: str, body: str) -> dict:
+    """A message from an unknown address becomes a lead (or joins its open lead)."""
+    from clientela.plugins.operational import services
+    from clientela.plugins.operational.models import Lead
+
+    existing = db.session.execute(
+        db.select(Lead).where(sa.func.lower(Lead.email) == address.lower(),
+                              Lead.status.not_in(("converted", "unqualified")))
+        .order_by(Lead.created_at.desc(), Lead.id).limit(1)).scalar_one_or_none()
+    if existing is not None:
+        return {"type": "lead", "id": existing.id, "created": False}
+    first, _, last = (name or "").strip().partition(" ")
+    message = "\n\n".join(part for part in (subject, body) if part)
+    lead = services.create_lead({"first_name": first or None, "last_name": last or None,
+                                 "email": address, "source": channel,
+                                 "message": message[:10000]}, None)
+    return {"type": "lead", "id": lead.id, "created": True}
