@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import http.server
 import imaplib
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from email.message import EmailMessage
@@ -789,3 +792,79 @@ def test_webhooks_work_through_the_rls_restricted_role_and_stay_in_the_keys_tena
                 db.engine.dispose()
         instance.admin.dispose()
         _drop_roles(admin_url, make_url(admin_url).database, instance.owner, instance.app_role)
+
+
+class Gateway(http.server.BaseHTTPRequestHandler):
+    """A real HTTP SMS/chat gateway for the test: records what it is sent."""
+
+    received: list = []
+    status = 200
+
+    def do_POST(self):  # noqa: N802 (the standard library's name)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append((self.headers.get("Authorization"), json.loads(body)))
+        self.send_response(type(self).status)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(json.dumps({"id": f"gw-{len(type(self).received)}"}).encode())
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def gateway():
+    class Handler(Gateway):
+        received = []
+        status = 200
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/send", Handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_sms_goes_out_through_the_gateway_and_lands_on_the_timeline(api, app):
+    with config(app, PHONE_DEFAULT_REGION="IT"):
+        customer = api.customer(first_name="Texted", phone="+39 347 765 4321")
+    url = f"/api/v1/customers/{customer['id']}/messages"
+    with gateway() as (endpoint, handler), config(
+            app, COLLABORATIVE_MESSAGING_DRIVER="http", COLLABORATIVE_MESSAGING_URL=endpoint,
+            COLLABORATIVE_MESSAGING_TOKEN="gw-secret"):
+        sent = api.post(url, json={"channel": "sms", "body": "Your order has shipped"})
+        assert sent.status_code == 201, sent.json
+        assert handler.received == [("Bearer gw-secret", {
+            "channel": "sms", "to": "+393477654321", "text": "Your order has shipped",
+            "reference": None})]
+        assert sent.json["message_id"] == "gw-1"
+        timeline = api.get(f"/api/v1/customers/{customer['id']}/interactions").json
+        out = [i for i in timeline if i["id"] == sent.json["interaction_id"]]
+        assert [(i["channel"], i["direction"], i["body"]) for i in out] == [
+            ("sms", "outbound", "Your order has shipped")]
+        # marketing without consent is refused before the gateway hears of it
+        blocked = api.post(url, json={"channel": "sms", "body": "Sale!",
+                                      "purpose": "marketing"})
+        assert blocked.status_code == 409 and len(handler.received) == 1
+        # a gateway that refuses: 502, nothing recorded
+        handler.status = 500
+        refused = api.post(url, json={"channel": "sms", "body": "Again"})
+        assert refused.status_code == 502
+        after = api.get(f"/api/v1/customers/{customer['id']}/interactions").json
+        assert len(after) == len(timeline)
+
+
+def test_without_a_gateway_messages_go_to_the_outbox_file(api, app, tmp_path):
+    customer = api.customer(first_name="Boxed", phone="+44 20 7946 0958")
+    with config(app, COLLABORATIVE_MESSAGING_DRIVER="outbox", HOME=str(tmp_path)):
+        sent = api.post(f"/api/v1/customers/{customer['id']}/messages",
+                        json={"channel": "sms", "body": "Hello from the outbox"})
+    assert sent.status_code == 201, sent.json
+    lines = (tmp_path / "outbox" / "messages.jsonl").read_text().splitlines()
+    assert [json.loads(line)["text"] for line in lines] == ["Hello from the outbox"]
+    no_phone = api.customer(first_name="Nophone")
+    assert api.post(f"/api/v1/customers/{no_phone['id']}/messages",
+                    json={"channel": "sms", "body": "x"}).status_code == 409

@@ -35,6 +35,12 @@ def clientela_config_defaults(register):
              "larger inbound attachments are listed but not stored")
     register("COLLABORATIVE_MAX_IMPORT_BYTES", 200 * 1024 * 1024,
              "the largest .eml/mbox file POST /mail/import reads")
+    register("COLLABORATIVE_MESSAGING_DRIVER", "outbox",
+             "outbound SMS/chat transport: 'outbox' ($CLIENTELA_HOME/outbox/messages.jsonl) "
+             "or 'http' (a gateway at COLLABORATIVE_MESSAGING_URL)")
+    register("COLLABORATIVE_MESSAGING_URL", "", "the SMS/chat gateway the http driver posts to")
+    register("COLLABORATIVE_MESSAGING_TOKEN", "", "bearer token for that gateway")
+    register("COLLABORATIVE_MESSAGING_TIMEOUT", 15, "seconds before the gateway is given up")
     register("COLLABORATIVE_IMAP_TIMEOUT", 30, "seconds before an IMAP server is given up")
     register("COLLABORATIVE_IMAP_BATCH", 500, "messages one poll reads from a mailbox at most")
 
@@ -82,8 +88,10 @@ def clientela_validate(entity):
 
 @hookimpl
 def clientela_send_message(message):
-    from clientela.plugins.collaborative import services
+    from clientela.plugins.collaborative import messaging, services
 
+    if message.get("channel") in messaging.CHANNELS:
+        return messaging.send(message)
     return services.send_on_account(message)
 
 

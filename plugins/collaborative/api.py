@@ -268,6 +268,29 @@ class CustomerEmails(MethodView):
         return result
 
 
+@emails_blp.route("/<uuid:customer_id>/messages")
+class CustomerTextMessages(MethodView):
+    @emails_blp.arguments(schemas.TextMessageInput)
+    @emails_blp.response(201, schemas.TextMessageResult)
+    def post(self, data, customer_id: uuid.UUID):
+        """Send an SMS or chat message to the customer through the messaging driver.
+
+        409 when the customer may not be contacted (or has no number), 502 when the
+        gateway refused it (nothing is recorded then).
+        """
+        from clientela.plugins.collaborative import messaging
+
+        result = messaging.send_to_customer(customer_id, data, current_principal())
+        if result.get("status") == "blocked":
+            db.session.rollback()
+            raise Conflict(result.get("reason") or "the customer may not be contacted")
+        if result.get("status") == "failed":
+            db.session.rollback()
+            abort(502, description=f"the message was not sent: {result.get('error')}")
+        db.session.commit()
+        return result
+
+
 # --- messages -----------------------------------------------------------------------------
 
 

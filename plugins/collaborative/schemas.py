@@ -294,6 +294,22 @@ class InboundResult(Schema):
 # --- outbound ---------------------------------------------------------------------------
 
 
+class TextMessageInput(Schema):
+    channel = fields.String(required=True, validate=validate.OneOf(["sms", "chat"]))
+    body = fields.String(required=True, validate=validate.Length(1, 5000))
+    to = fields.String(validate=validate.Length(1, 320), metadata={
+        "description": "number or conversation (default: the customer's phone for sms, the "
+                       "customer's last chat conversation for chat)"})
+    purpose = fields.String(load_default="service", validate=validate.OneOf(
+        ["service", "marketing"]))
+
+
+class TextMessageResult(Schema):
+    status = fields.String()
+    interaction_id = fields.UUID(allow_none=True)
+    message_id = fields.String(allow_none=True, metadata={"description": "the gateway's id"})
+
+
 class EmailInput(Schema):
     to = fields.Email(metadata={"description": "one of the customer's addresses "
                                                "(default: the primary one)"})

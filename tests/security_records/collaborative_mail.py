@@ -10,6 +10,8 @@ BODIES = {
     ("PATCH", "/api/v1/mail-templates/<uuid:template_id>"): {"name": "pwned"},
     ("POST", "/api/v1/customers/<uuid:customer_id>/emails"): {"subject": "pwned",
                                                               "body": "pwned"},
+    ("POST", "/api/v1/customers/<uuid:customer_id>/messages"): {"channel": "sms",
+                                                                "body": "pwned"},
     ("POST", "/api/v1/mail/messages/<uuid:message_id>/match"): {
         "customer_id": "00000000-0000-0000-0000-000000000001"},
     # a channel is no tenant record: what must not be reached is the customer
