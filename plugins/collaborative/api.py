@@ -247,6 +247,19 @@ class MailTemplateById(MethodView):
 # --- sending ------------------------------------------------------------------------------
 
 
+def _committed_send(result: dict) -> dict:
+    """A send's answer: 409 when the customer may not be contacted, 502 when the transport
+    refused (nothing recorded then), else committed."""
+    if result.get("status") == "blocked":
+        db.session.rollback()
+        raise Conflict(result.get("reason") or "the customer may not be contacted")
+    if result.get("status") == "failed":
+        db.session.rollback()
+        abort(502, description=f"the message was not sent: {result.get('error')}")
+    db.session.commit()
+    return result
+
+
 @emails_blp.route("/<uuid:customer_id>/emails")
 class CustomerEmails(MethodView):
     @emails_blp.arguments(schemas.EmailInput)
@@ -258,14 +271,7 @@ class CustomerEmails(MethodView):
         server refused the message (nothing is recorded then).
         """
         result = collab.send_email(customer_id, data, current_principal())
-        if result.get("status") == "blocked":
-            db.session.rollback()
-            raise Conflict(result.get("reason") or "the customer may not be contacted")
-        if result.get("status") == "failed":
-            db.session.rollback()
-            abort(502, description=f"the message was not sent: {result.get('error')}")
-        db.session.commit()
-        return result
+        return _committed_send(result)
 
 
 @emails_blp.route("/<uuid:customer_id>/messages")
@@ -281,14 +287,7 @@ class CustomerTextMessages(MethodView):
         from clientela.plugins.collaborative import messaging
 
         result = messaging.send_to_customer(customer_id, data, current_principal())
-        if result.get("status") == "blocked":
-            db.session.rollback()
-            raise Conflict(result.get("reason") or "the customer may not be contacted")
-        if result.get("status") == "failed":
-            db.session.rollback()
-            abort(502, description=f"the message was not sent: {result.get('error')}")
-        db.session.commit()
-        return result
+        return _committed_send(result)
 
 
 # --- messages -----------------------------------------------------------------------------

@@ -516,11 +516,9 @@ def _offer_unknown_sender(record: MailMessage) -> None:
     hook = plugin_hooks()
     if hook is None:
         return
-    answers = hook.clientela_unknown_sender(
+    linked = _json_safe_answers(hook.clientela_unknown_sender(
         channel="email", address=record.from_address, name=record.from_name or "",
-        subject=record.subject or "", body=record.body or "")
-    linked = [{k: str(v) if isinstance(v, uuid.UUID) else v for k, v in a.items()}
-              for a in answers if a]
+        subject=record.subject or "", body=record.body or ""))
     if linked:
         record.attributes = {**(record.attributes or {}), "linked": linked}
         db.session.flush()
@@ -1129,7 +1127,12 @@ def _sender_customer(channel, sender: str) -> Customer | None:
 
 def offer_inbound(hook, interaction: Interaction, thread: list) -> list[dict]:
     """Ask ``clientela_inbound_message``; the answers, JSON-safe (ids as text), to keep."""
-    answers = hook.clientela_inbound_message(interaction=interaction, thread=thread)
+    return _json_safe_answers(hook.clientela_inbound_message(interaction=interaction,
+                                                             thread=thread))
+
+
+def _json_safe_answers(answers: list) -> list[dict]:
+    """Plugins' answers naming records (ids as UUIDs), as text for a JSON column."""
     return [{k: str(v) if isinstance(v, uuid.UUID) else v for k, v in a.items()}
             for a in answers if a]
 
