@@ -9,7 +9,8 @@ ADMIN_EMAIL ?= admin@example.com
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test test-examples install install-test install-bench docs bench clean
+PHONY_EXTRA := chromium
+.PHONY: chromium run test test-examples install install-test install-bench docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +24,17 @@ $(VENV)/.installed-test: $(BIN)/python setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 
+# The browser tests drive Debian's Chromium (Playwright's own download cannot reach its
+# CDN here); installed once per machine when missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
 install: $(VENV)/.installed
 
-install-test: $(VENV)/.installed-test
+install-test: $(VENV)/.installed-test chromium
 
 $(VENV)/.installed-bench: $(BIN)/python setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

@@ -322,3 +322,142 @@ def clientela_smtp():
     server = SmtpServer().start()
     yield server
     server.stop()
+
+
+# --- the web UI in a real browser -------------------------------------------------------
+
+#: Debian's Chromium; ``make install-test`` installs it when missing
+CHROMIUM = os.environ.get("CLIENTELA_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+#: the staff users of ``clientela_site``: role -> e-mail (password: ``site.password``)
+SITE_ROLES = ("admin", "manager", "sales", "marketing", "service", "analyst")
+
+
+@dataclasses.dataclass
+class LiveSite:
+    """The product served over HTTP from a thread, on its own database with demo data."""
+
+    app: object
+    url: str
+    tenant_id: object
+    backend: str
+    password: str = "correct-horse-battery-9"
+    users: dict = dataclasses.field(default_factory=dict)
+
+    def email(self, role: str) -> str:
+        return self.users[role]
+
+    def login(self, page, role: str = "admin", email: str | None = None) -> None:
+        """Log ``page`` in as the site's user of ``role`` (through the real login form)."""
+        page.goto(self.url + "/app/login")
+        page.get_by_label("E-mail").fill(email or self.email(role))
+        page.get_by_label("Password").fill(self.password)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(lambda url: "/app/login" not in url)
+
+    def add_user(self, email: str, roles: list[str]) -> object:
+        from clientela.core import services, tenancy
+        from clientela.core.db import db
+
+        with self.app.app_context(), tenancy.tenant_context(self.tenant_id):
+            user = services.create_user(email, roles=roles, password=self.password)
+            db.session.commit()
+            self.users[email] = email
+            return user.id
+
+
+def start_live_server(app):
+    """Serve ``app`` on a free local port from a daemon thread; returns (server, url)."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, f"http://127.0.0.1:{server.server_port}"
+
+
+@pytest.fixture(scope="session")
+def clientela_site(clientela_backend, tmp_path_factory, clientela_pg_databases) -> LiveSite:
+    """The on-premise product with demo data, served on a local port: one per session and
+    backend, its own database (not ``clientela_app``'s). Users of every staff role."""
+    from clientela.core import services, tenancy
+    from clientela.core.db import db
+
+    home = tmp_path_factory.mktemp(f"site-{clientela_backend}")
+    if clientela_backend == "sqlite":
+        url = f"sqlite:///{home / 'clientela.db'}"
+    else:
+        url = clientela_pg_databases.create("site")
+    app = build_app(url, str(home))
+    app.config["TESTING"] = False  # errors are answered as users see them
+    with app.app_context():
+        tenant = services.create_tenant("default", name="Demo company")
+        site = LiveSite(app=app, url="", tenant_id=tenant.id, backend=clientela_backend)
+        with tenancy.tenant_context(tenant.id):
+            for role in SITE_ROLES:
+                email = f"{role}@demo.example"
+                services.create_user(email, roles=[role], password=site.password)
+                site.users[role] = email
+            app.extensions["clientela"].plugins.call_in_order("clientela_demo_data",
+                                                               tenant=tenant)
+            db.session.commit()
+        db.session.remove()
+    server, site.url = start_live_server(app)
+    yield site
+    server.shutdown()
+    with app.app_context():
+        db.engine.dispose()
+
+
+def _chromium_missing() -> str | None:
+    if os.path.exists(CHROMIUM):
+        return None
+    return f"no Chromium at {CHROMIUM} (make install-test installs Debian's chromium)"
+
+
+@pytest.fixture(scope="session")
+def clientela_browser():
+    """Headless Chromium driven by Playwright (Debian's browser, not a downloaded one)."""
+    problem = _chromium_missing()
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(problem)
+        pytest.skip(problem)
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+    playwright.stop()
+
+
+@pytest.fixture
+def clientela_page(clientela_browser, clientela_site):
+    """A fresh browser tab (its own cookies), English, tablet-and-up viewport."""
+    context = clientela_browser.new_context(locale="en-GB", viewport={"width": 1280,
+                                                                      "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    # script errors and CSP violations (a page's own 4xx answers are not errors here)
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error"
+            and not msg.text.startswith("Failed to load resource") else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.clientela_console_errors = errors
+    yield page
+    context.close()
+
+
+def save_screenshot(page, name: str, site: LiveSite | None = None) -> None:
+    """Write ``docs/screenshots/<name>.png`` (from the SQLite run only: one picture per page)
+    when ``CLIENTELA_SCREENSHOTS`` names the folder; the project's tests set it."""
+    folder = os.environ.get("CLIENTELA_SCREENSHOTS")
+    if not folder or (site is not None and site.backend != "sqlite"):
+        return
+    os.makedirs(folder, exist_ok=True)
+    page.screenshot(path=os.path.join(folder, f"{name}.png"), full_page=True)

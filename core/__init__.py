@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 
 #: Version of the hook API that plugins are written against (semantic versioning:
 #: a new hook bumps the minor, a changed or removed hook bumps the major).
-HOOK_API_VERSION = "1.1"
+HOOK_API_VERSION = "1.2"
 
 PROJECT_NAME = "clientela"
 

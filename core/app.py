@@ -13,7 +13,7 @@ from sqlalchemy import event
 
 from flask_smorest import Blueprint as SmorestBlueprint
 
-from clientela.core import api, config, health, hookimpls
+from clientela.core import api, config, health, hookimpls, web
 from clientela.core.api import auth
 from clientela.core import events  # noqa: F401  (installs the audit and hook listeners)
 from clientela.core import tenancy  # noqa: F401  (installs the tenancy listeners)
@@ -103,6 +103,7 @@ def create_app(profile: str | Profile | None = None, **overrides: Any) -> Flask:
         registry.hidden_from_current_tenant = _hidden_plugins_function(ext)
     api.scope_openapi(app)
     health.init_app(app)
+    web.init_app(app)
     profile.init_app(app)
     return app
 

@@ -661,3 +661,58 @@ def clientela_unknown_sender(channel: str, address: str, name: str, subject: str
 
     Since hook API 1.1.
     """
+
+
+# --- the staff web UI ------------------------------------------------------------------
+
+
+@hookspec
+def clientela_web_nav(principal) -> list[dict] | None:
+    """Navigation entries of the staff web UI (question hook, per page view).
+
+    Add the plugin's pages to the top navigation, or to the settings menu. The core drops
+    entries whose ``permission`` the user lacks and entries whose endpoint does not exist,
+    so a page is never offered to someone it would refuse.
+
+    :param principal: the logged-in user (``principal.can("deals:read")``).
+    :returns: a list of ``{"label": str, "endpoint": str, "order": int, "section":
+        "main" | "settings", "permission": str}`` (``order`` default 50, ``section``
+        default ``"main"``, ``permission`` optional; ``label`` translated, e.g. with
+        ``clientela.core.web.i18n.lazy_gettext``), or ``None``. The core's own entries have
+        order 0 (dashboard), 10 (customers) and 90 (settings: plugins).
+
+    Since hook API 1.2.
+    """
+
+
+@hookspec
+def clientela_web_dashboard_widgets(principal) -> list[dict] | None:
+    """Widgets of the staff dashboard (question hook, per dashboard view).
+
+    Answer only with what the user may see (check ``principal.can(...)`` and use the
+    same scoped queries as the API). Charts are best drawn with
+    ``clientela.core.web.charts`` (server-rendered SVG, allowed by the CSP).
+
+    :param principal: the logged-in user.
+    :returns: a list of ``{"key": str, "title": str, "order": int, "html": Markup}`` (the
+        HTML rendered by the plugin, e.g. with ``flask.render_template``), or ``None``.
+
+    Since hook API 1.2.
+    """
+
+
+@hookspec
+def clientela_web_customer_panels(customer_id, principal) -> list[dict] | None:
+    """Panels of the customer 360° page (question hook, per page view).
+
+    The page itself has checked that the user may read the customer. A plugin answers
+    with its section about this customer (deals, cases, segments, …), limited to the
+    records the user may read.
+
+    :param customer_id: the customer's id (``uuid.UUID``).
+    :param principal: the logged-in user.
+    :returns: a list of ``{"key": str, "title": str, "order": int, "html": Markup}``, or
+        ``None``.
+
+    Since hook API 1.2.
+    """

@@ -6,7 +6,7 @@ import logging
 import os
 import re
 
-from flask import Flask, jsonify, render_template_string, request, send_from_directory
+from flask import Flask, current_app, jsonify, render_template_string, request, send_from_directory
 from flask_smorest import Api
 from sqlalchemy.exc import DataError, IntegrityError
 from swagger_ui_bundle import swagger_ui_path
@@ -180,24 +180,38 @@ def _register_docs(app: Flask) -> None:
         return send_from_directory(os.path.abspath(swagger_ui_path), filename)
 
 
+def _web_page(status: int, exc: Exception | None = None):
+    """The web UI's HTML error page for a request outside the APIs, if the UI is installed."""
+    if _is_api():
+        return None
+    render = current_app.extensions.get("clientela_web_errors")
+    return render(status, exc) if render is not None else None
+
+
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(ClientelaError)
     def clientela_error(exc: ClientelaError):
         db.session.rollback()
         if isinstance(exc, (NoTenantError, CrossTenantError)):
             log.error("tenancy violation in %s %s: %s", request.method, request.path, exc)
+            page = _web_page(500)
+            if page is not None:
+                return page
             return jsonify(error_body(500, "An unexpected error occurred; it has been logged.")), 500
         status = _status_of(exc)
+        if isinstance(exc, Forbidden):
+            from clientela.core.api.auth import audit_denial
+
+            audit_denial(str(exc))
+        page = _web_page(status, exc)
+        if page is not None:
+            return page
         if isinstance(exc, ValidationError):
             errors = exc.errors
             body = error_body(422, exc.message, errors={"json": errors}
                               if "json" not in errors and "query" not in errors else errors)
         else:
             body = error_body(status, str(exc))
-            if isinstance(exc, Forbidden):
-                from clientela.core.api.auth import audit_denial
-
-                audit_denial(str(exc))
         response = jsonify(body)
         response.status_code = status
         if isinstance(exc, Unauthorized):
@@ -210,6 +224,9 @@ def _register_errors(app: Flask) -> None:
     def data_error(exc: DataError):
         db.session.rollback()
         log.info("data error on %s %s: %s", request.method, request.path, exc.orig)
+        page = _web_page(422)
+        if page is not None:
+            return page
         return jsonify(error_body(422, "A value was not accepted by the database.",
                                   errors={"json": {"_schema": [str(exc.orig).splitlines()[0]]}})), 422
 
@@ -217,13 +234,17 @@ def _register_errors(app: Flask) -> None:
     def integrity_error(exc: IntegrityError):
         db.session.rollback()
         log.info("integrity error on %s %s: %s", request.method, request.path, exc.orig)
+        page = _web_page(409)
+        if page is not None:
+            return page
         return jsonify(error_body(409, "This conflicts with existing data "
                                        "(a duplicate or a reference that does not exist).")), 409
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         if not _is_api():
-            return exc
+            page = _web_page(exc.code or 500, exc)
+            return page if page is not None else exc
         data = getattr(exc, "data", None) or {}
         messages = data.get("messages")
         status = exc.code or 500
@@ -246,4 +267,7 @@ def _register_errors(app: Flask) -> None:
             return http_error(exc)
         db.session.rollback()
         log.exception("unexpected error on %s %s", request.method, request.path)
+        page = _web_page(500)
+        if page is not None:
+            return page
         return jsonify(error_body(500, "An unexpected error occurred; it has been logged.")), 500

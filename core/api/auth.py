@@ -31,6 +31,8 @@ API_PREFIX = "/api/v1"
 PUBLIC = {f"{API_PREFIX}/openapi.json", f"{API_PREFIX}/auth/login"}
 PUBLIC_PREFIXES = (f"{API_PREFIX}/docs",)
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+#: body types that may carry the CSRF token as the form field ``csrf_token`` (web UI forms)
+_FORMS = {"application/x-www-form-urlencoded", "multipart/form-data"}
 TOUCH_INTERVAL = dt.timedelta(minutes=5)
 
 
@@ -147,7 +149,8 @@ def authenticate_credentials() -> bool:
             session.clear()
             raise Unauthorized("your session has ended; log in again")
         if request.method in UNSAFE:
-            sent = request.headers.get("X-CSRF-Token", "")
+            sent = request.headers.get("X-CSRF-Token", "") or (
+                request.form.get("csrf_token", "") if request.mimetype in _FORMS else "")
             if not hmac.compare_digest(sent, session.get("csrf", "")):
                 raise Forbidden("missing or wrong X-CSRF-Token header for a session request")
         _activate(tenant_id, user, "session")
