@@ -357,6 +357,22 @@ class LiveSite:
         page.get_by_role("button", name="Log in").click()
         page.wait_for_url(lambda url: "/app/login" not in url)
 
+    def client(self, role: str = "admin", email: str | None = None):
+        """A Flask test client logged in through the login form; ``client.csrf`` holds the
+        session's CSRF token for the forms it posts."""
+        import re
+
+        client = self.app.test_client()
+        page = client.get("/app/login").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        answer = client.post("/app/login", data={"email": email or self.email(role),
+                                                  "password": self.password,
+                                                  "csrf_token": token})
+        assert answer.status_code == 302, f"login as {role} failed: {answer.status_code}"
+        page = client.get("/app/").text
+        client.csrf = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+        return client
+
     def add_user(self, email: str, roles: list[str]) -> object:
         from clientela.core import services, tenancy
         from clientela.core.db import db
