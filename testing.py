@@ -408,7 +408,8 @@ def clientela_site(clientela_backend, tmp_path_factory, clientela_pg_databases) 
         url = f"sqlite:///{home / 'clientela.db'}"
     else:
         url = clientela_pg_databases.create("site")
-    app = build_app(url, str(home))
+    # the tests log in many times from one address: the login rate limit is tested elsewhere
+    app = build_app(url, str(home), LOGIN_RATE_LIMIT="10000 per minute")
     app.config["TESTING"] = False  # errors are answered as users see them
     with app.app_context():
         tenant = services.create_tenant("default", name="Demo company")

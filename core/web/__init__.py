@@ -149,18 +149,18 @@ def login_page():
 
     error = None
     email = ""
+    status = 200
     if request.method == "POST":
         check_csrf()
         email = (request.form.get("email") or "").strip()
         try:
             auth.login(email, request.form.get("password") or "")
         except Unauthorized:
-            error = _("Wrong e-mail or password.")
+            error, status = _("Wrong e-mail or password."), 401
         except RateLimited:
-            error = _("Too many attempts. Wait a minute and try again.")
+            error, status = _("Too many attempts. Wait a minute and try again."), 429
         else:
             return redirect(safe_next(request.args.get("next")))
-    status = 401 if error else 200
     return render_template("web/login.html", error=error, email=email), status
 
 
