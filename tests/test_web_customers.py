@@ -512,3 +512,21 @@ def test_admin_defines_a_custom_role(clientela_site):
     assert client.post(f"/app/settings/roles/{role.id}/delete",
                        data={"csrf_token": client.csrf}).status_code == 302
     assert client.get(f"/app/settings/roles/{role.id}").status_code == 404
+
+
+def test_pages_render_in_italian_and_spanish(clientela_site):
+    site = clientela_site
+    customer_id = make_customer(site, "admin@demo.example")
+    email = f"{unique('lang')}@demo.example"
+    site.add_user(email, ["admin"])
+    client = site.client(email=email)
+    for locale, word in (("it", "Nuovo cliente"), ("es", "Nuevo cliente")):
+        assert client.post("/app/locale", data={"locale": locale, "next": "/app/",
+                                                "csrf_token": client.csrf}).status_code == 302
+        assert word in client.get("/app/customers").text
+        for url in (f"/app/customers/{customer_id}", f"/app/customers/{customer_id}/edit",
+                    "/app/customers/new", "/app/customers/import", "/app/settings/users",
+                    "/app/settings/roles", "/app/settings/roles/new"):
+            answer = client.get(url)
+            assert answer.status_code == 200, (locale, url)
+            assert f'lang="{locale}"' in answer.text

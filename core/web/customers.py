@@ -198,11 +198,24 @@ def _form_page(values: dict[str, Any], errors: dict, customer: Customer | None, 
     owners = _owner_choices()
     if who.scope("customers:write") == "own":
         owners = [o for o in owners if o[0] == str(who.user_id)]
+    organisations = _organisation_choices(who, customer.id if customer else None)
+    if customer is not None:
+        # the current owner (maybe deactivated) and organisation (maybe beyond the first
+        # 500) stay choosable, so that saving the form does not clear them
+        if customer.owner_id and str(customer.owner_id) not in dict(owners):
+            user = db.session.get(User, (customer.tenant_id, customer.owner_id))
+            owners.append((str(customer.owner_id), (user.name or user.email) if user
+                           else str(customer.owner_id)))
+        if customer.organisation_id and str(customer.organisation_id) not in dict(organisations):
+            org = db.session.execute(service.customers_query(who).where(
+                Customer.id == customer.organisation_id)).scalar_one_or_none()
+            organisations.append((str(customer.organisation_id),
+                                  org.display_name if org else str(customer.organisation_id)))
     return render_template(
         "web/customer_form.html", values=values, errors=errors, customer=customer,
         kinds=[(k, kind_label(k)) for k in CUSTOMER_KINDS],
         stages=[(s, _stage(s)) for s in LIFECYCLE_STAGES], owners=owners,
-        organisations=_organisation_choices(who, customer.id if customer else None),
+        organisations=organisations,
     ), status
 
 
