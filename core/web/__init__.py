@@ -201,6 +201,10 @@ def nav_items(section: str = "main") -> list[dict[str, Any]]:
          "permission": "customers:read"},
         {"label": _l("Plugins"), "endpoint": "web.plugins", "order": 90,
          "section": "settings", "permission": "users:read"},
+        {"label": _l("Users"), "endpoint": "web.settings_users", "order": 10,
+         "section": "settings", "permission": "users:read"},
+        {"label": _l("Roles"), "endpoint": "web.settings_roles", "order": 20,
+         "section": "settings", "permission": "users:read"},
     ]
     for answer in current_app.extensions["clientela"].hook.clientela_web_nav(principal=who):
         items.extend(answer or [])
@@ -345,7 +349,7 @@ bp.before_request(require_login)
 
 
 def init_app(app: Flask) -> None:
-    from clientela.core.web import customers  # noqa: F401  (the core's customer pages)
+    from clientela.core.web import customers, imports, settings  # noqa: F401  (core pages)
 
     ext = app.extensions["clientela"]
     ext.route_owners[bp.name] = "core"
