@@ -352,7 +352,7 @@ def pipelines():
             messages = dict(exc.messages)
             if isinstance(messages.get("stages"), dict):  # per line: flatten for the form
                 messages["stages"] = [
-                    f"{_('Line %(n)s', n=int(i) + 1)}: "
+                    _("Line %(n)s", n=int(i) + 1) + ": "
                     + "; ".join(f"{k}: {' '.join(v)}" for k, v in m.items())
                     for i, m in messages["stages"].items()]
             raise ValidationError(messages) from None

@@ -81,8 +81,8 @@ def _cases_widget(principal):
         counts[sla_state(case, now)["key"]] += 1
     title = _("Open cases by SLA status")
     data = [(str(SLA_LABELS[key]), value) for key, value in counts.items()]
-    link = (f"<p><a href='{escape(url_for('operational_web.cases'))}'>"
-            f"{escape(_('See the cases'))}</a></p>")
+    see = _("See the cases")
+    link = f"<p><a href='{escape(url_for('operational_web.cases'))}'>{escape(see)}</a></p>"
     return {"key": "cases_by_sla", "title": title, "order": 24,
             "html": charts.bar_chart(data, label=title) + Markup(link)}
 
