@@ -466,6 +466,7 @@ def test_dashboard_widgets_are_scoped_to_the_user(clientela_site, clients, recor
     manager = clients("manager").get("/app/").text
     for key in ("pipeline_by_stage", "forecast_vs_target", "cases_by_sla", "campaign_results"):
         assert f'id="widget-{key}"' in manager
+    assert "&lt;" not in manager  # the widgets' HTML is not escaped
     service = clients("service").get("/app/").text
     assert 'id="widget-cases_by_sla"' in service
     assert 'id="widget-pipeline_by_stage"' not in service
@@ -483,6 +484,7 @@ def test_customer_page_has_deals_and_cases_panels(clientela_site, clients, recor
     page = clients("manager").get(f"/app/customers/{mine['customer']}").text
     assert 'id="panel-deals"' in page and str(mine["deal"]) in page
     assert 'id="panel-cases"' in page and str(mine["case"]) in page
+    assert "&lt;" not in page
     page = clients("service").get(f"/app/customers/{mine['customer']}").text
     assert 'id="panel-deals"' not in page and 'id="panel-cases"' in page
 

@@ -76,8 +76,9 @@ def test_move_a_deal_on_the_kanban_and_see_the_forecast_change(clientela_page, c
     box = card.locator("h3").bounding_box()
     page.mouse.move(box["x"] + box["width"] - 4, box["y"] + box["height"] / 2)
     page.mouse.down()
-    target = proposal.locator("h2").bounding_box()
-    page.mouse.move(target["x"] + 10, target["y"] + target["height"] / 2, steps=12)
+    # columns are as tall as the longest one: drop beside the card, in the Proposal column
+    target = proposal.bounding_box()
+    page.mouse.move(target["x"] + target["width"] / 2, box["y"] + box["height"] / 2, steps=12)
     page.mouse.up()
     # the board and the forecast beside it are swapped in from the server's answer
     expect(proposal.locator(f'article[data-deal-id="{deal_id}"]')).to_be_visible()

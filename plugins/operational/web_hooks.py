@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import decimal
 
+from markupsafe import Markup
+
 from clientela.core import hookimpl
 from clientela.core.web.i18n import _, _l
 
@@ -68,7 +70,7 @@ def _forecast_widget(principal):
 
 def _cases_widget(principal):
     from flask import url_for
-    from markupsafe import Markup, escape
+    from markupsafe import escape
 
     from clientela.core.db import db, utcnow
     from clientela.core.web import charts
@@ -93,13 +95,17 @@ def _campaigns_widget(principal):
     from clientela.core.db import db
     from clientela.plugins.operational import campaigns
     from clientela.plugins.operational.campaign_models import Campaign
+    from clientela.plugins.operational.web import label
+    from clientela.plugins.operational.web_work import CAMPAIGN_STATUS_LABELS
 
     recent = db.session.execute(
-        campaigns.campaigns_query(principal).where(Campaign.status.in_(("sending", "sent")))
+        campaigns.campaigns_query(principal)
         .order_by(Campaign.created_at.desc(), Campaign.id).limit(5)).scalars().all()
     rows = [(c, campaigns.results(c.id, principal)) for c in recent]
     return {"key": "campaign_results", "title": _("Campaign results"), "order": 26,
-            "html": render_template("operational/_campaign_widget.html", rows=rows)}
+            "html": Markup(render_template(
+                "operational/_campaign_widget.html", rows=rows,
+                campaign_status=lambda s: label(CAMPAIGN_STATUS_LABELS, s)))}
 
 
 @hookimpl(specname="clientela_web_dashboard_widgets")
@@ -133,17 +139,17 @@ def operational_web_panels(customer_id, principal):
         deals = db.session.execute(
             ops.deals_query(principal, customer_id=customer_id)
             .order_by(Deal.created_at.desc(), Deal.id).limit(20)).scalars().all()
-        panels.append({"key": "deals", "title": _("Deals"), "order": 20, "html": render_template(
-            "operational/_deals_panel.html", deals=deals,
-            status_label=lambda s: label(DEAL_STATUS_LABELS, s))})
+        panels.append({"key": "deals", "title": _("Deals"), "order": 20, "html": Markup(
+            render_template("operational/_deals_panel.html", deals=deals,
+                            status_label=lambda s: label(DEAL_STATUS_LABELS, s)))})
     if principal.can("cases:read"):
         open_cases = db.session.execute(
             cases.cases_query(principal, customer_id=customer_id, open=True)
             .order_by(ServiceCase.created_at.desc(), ServiceCase.id).limit(20)).scalars().all()
         panels.append({"key": "cases", "title": _("Open cases"), "order": 22,
-                       "html": render_template("operational/_cases_panel.html",
-                                               cases=open_cases,
-                                               sla={c.id: sla_state(c) for c in open_cases})})
+                       "html": Markup(render_template(
+                           "operational/_cases_panel.html", cases=open_cases,
+                           sla={c.id: sla_state(c) for c in open_cases}))})
     return panels
 
 
