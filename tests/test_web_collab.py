@@ -423,16 +423,17 @@ def analytics_world(clientela_site, tmp_path_factory):
     path = tmp_path_factory.mktemp("analytics") / "orders.csv"
     today = dt.date.today()
     with in_tenant(site):
-        buyers = [new_customer(f"Buyer{i}{marker}") for i in range(3)]
+        # buyer i orders 1 + i % 5 times, last 10 + 45 * (i % 7) days ago: every RFM score
+        buyers = [new_customer(f"Buyer{i}{marker}") for i in range(20)]
         db.session.flush()
         with open(path, "w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(["Order", "Date", "Email", "SKU", "Total"])
             for i, buyer in enumerate(buyers):
-                for n in range(i + 1):
-                    writer.writerow([f"{marker}-{i}-{n}",
-                                     (today - dt.timedelta(days=10 + 30 * n)).isoformat(),
-                                     buyer.email, "SKU-1", 100 * (i + 1)])
+                for n in range(1 + i % 5):
+                    day = today - dt.timedelta(days=10 + 45 * (i % 7) + 30 * n)
+                    writer.writerow([f"{marker}-{i}-{n}", day.isoformat(), buyer.email,
+                                     f"SKU-{n % 3}", 100 * (i % 4 + 1)])
         db.session.commit()
         imports.import_transactions(str(path), columns={
             "Order": "order_id", "Date": "ordered_at", "Email": "customer_email",

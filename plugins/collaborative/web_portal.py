@@ -49,6 +49,7 @@ bp = Blueprint("collaborative_portal_web", __name__, url_prefix=PATH,
 
 
 def _enter_tenant(tenant_id: uuid.UUID) -> None:
+    leave_tenant()  # a login while a session cookie is still set: one context at a time
     context = tenancy.tenant_context(tenant_id, origin="portal")
     context.__enter__()
     g.portal_web_tenancy = context
