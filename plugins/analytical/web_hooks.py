@@ -31,17 +31,26 @@ def analytical_dashboard_widgets(principal):
 
     from clientela.core.web import charts
     from clientela.core.web.i18n import _
-    from clientela.plugins.analytical import warehouse
-    from clientela.plugins.analytical.web import rfm_rows, segment_label
+    from clientela.plugins.analytical import metrics, warehouse
+    from clientela.plugins.analytical.web import segment_label
 
     title = _("RFM segment sizes")
-    try:
-        rows, _as_of = rfm_rows(principal)
-    except warehouse.WarehouseBusy:
-        html = Markup(f"<p class='empty'>{escape(_('The warehouse is being refreshed; try again shortly.'))}</p>")
+
+    def note(text: str) -> Markup:
+        return Markup(f"<p class='empty'>{escape(text)}</p>")
+
+    if not warehouse.exists():
+        html = note(_("No purchases in the warehouse yet."))
     else:
-        html = charts.bar_chart([(segment_label(r["segment"]), r["customers"]) for r in rows],
-                                label=title)
+        try:
+            # the dashboard must not hang on a refresh running in another process
+            with warehouse.connect(wait=2) as con:
+                rows = metrics.rfm_summary(con)
+        except warehouse.WarehouseBusy:
+            html = note(_("The warehouse is being refreshed; try again shortly."))
+        else:
+            html = charts.bar_chart([(segment_label(r["segment"]), r["customers"])
+                                     for r in rows], label=title)
     return [{"key": "rfm_segment_sizes", "title": title, "order": 60, "html": html}]
 
 
