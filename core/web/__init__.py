@@ -153,15 +153,26 @@ def login_page():
         check_csrf()
         email = (request.form.get("email") or "").strip()
         try:
-            auth.login(email, request.form.get("password") or "")
+            user, _csrf = auth.login(email, request.form.get("password") or "")
         except Unauthorized:
             error = _("Wrong e-mail or password.")
         except RateLimited:
             error = _("Too many attempts. Wait a minute and try again.")
         else:
-            return redirect(safe_next(request.args.get("next")))
+            return redirect(landing_page(user) or safe_next(request.args.get("next")))
     status = 401 if error else 200
     return render_template("web/login.html", error=error, email=email), status
+
+
+def landing_page(user) -> str | None:
+    """Where a user of a non-staff role lands after the login form: a web blueprint may
+    claim roles with ``blueprint.clientela_landing_roles = ("partner",)``; its ``index``
+    view is then the user's home (e.g. the partner portal) instead of the staff dashboard."""
+    roles = set(user.roles or [])
+    for blueprint in current_app.blueprints.values():
+        if roles & set(getattr(blueprint, "clientela_landing_roles", ())):
+            return url_for(f"{blueprint.name}.index")
+    return None
 
 
 def check_csrf() -> None:
