@@ -60,8 +60,25 @@ def _deal(site, owner_role: str, amount: str = "10000"):
     return _in_site(site, build)
 
 
+def _quarter_target(site, role: str, amount: str) -> None:
+    """A sales target for this quarter (once), so the forecast has something to reach."""
+    from clientela.plugins.operational import services as ops
+
+    def build(db):
+        admin = _principal(site.email("admin"))
+        owner = _principal(site.email(role)).user_id
+        start = ops.period_start(dt.date.today(), "quarter")
+        if not db.session.execute(ops.targets_query(admin, owner_id=owner, period="quarter")
+                                  .where(ops.SalesTarget.period_start == start)).first():
+            ops.create_target({"owner_id": owner, "period": "quarter", "period_start": start,
+                               "amount": decimal.Decimal(amount)}, admin)
+
+    _in_site(site, build)
+
+
 def test_move_a_deal_on_the_kanban_and_see_the_forecast_change(clientela_page, clientela_site):
     page, site = clientela_page, clientela_site
+    _quarter_target(site, "manager", "150000")
     deal_id, title, stages = _deal(site, "manager")
     site.login(page, "manager")
     page.get_by_role("link", name="Deals", exact=True).click()
