@@ -167,10 +167,45 @@ def known_entity_type(entity_type: str | None) -> bool:
 
 def entity_type_of(entity: Entity, table: str) -> str:
     """The custom-field entity type of ``entity``: its table, or ``custom:<key>``."""
-    if table == "tailormade_custom_records":
+    if table == CUSTOM_RECORDS:
         key = custom_object_key(entity.object_id)
         return f"{CUSTOM_PREFIX}{key}" if key else table
     return table
+
+
+CUSTOM_RECORDS = "tailormade_custom_records"
+_EVENT_TYPES = "tailormade.custom_entity_types"  # {record id: custom:<key>}, per transaction
+
+
+def remember_event_type(change) -> None:
+    """``clientela_entity_changed_precommit``: the ``custom:<key>`` type of a changed custom
+    record, kept for the postcommit half (webhooks, rules), which must not read through the
+    request's session."""
+    if change.entity_type == CUSTOM_RECORDS and change.entity is not None:
+        _transaction_cache(_EVENT_TYPES)[change.entity_id] = entity_type_of(
+            change.entity, change.entity_type)
+
+
+def event_type(change) -> str:
+    """The entity type webhooks and automation rules see for ``change``: ``custom:<key>``
+    for a record of a custom object, the table name for every other entity."""
+    if change.entity_type != CUSTOM_RECORDS:
+        return change.entity_type
+    known = _transaction_cache(_EVENT_TYPES).get(change.entity_id)
+    if known:
+        return known
+    object_id = (change.values or {}).get("object_id")  # a change no precommit saw
+    if object_id:
+        from sqlalchemy.orm import Session
+
+        from clientela.plugins.tailormade.models import CustomObject
+
+        with Session(db.engine) as session:
+            key = session.execute(sa.select(CustomObject.key).where(
+                CustomObject.id == uuid.UUID(str(object_id)))).scalar_one_or_none()
+        if key:
+            return f"{CUSTOM_PREFIX}{key}"
+    return change.entity_type
 
 
 def is_empty(value: Any) -> bool:
