@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import Session
 
-from clientela.core import __version__, access, jobs, tenancy
+from clientela.core import __version__, access, encryption, jobs, tenancy
 from clientela.core.access import Principal
 from clientela.core.db import db, new_id, utcnow
 from clientela.core.errors import NotFound, ValidationError
@@ -328,13 +328,20 @@ def deliver(delivery_id: uuid.UUID) -> None:
         return
     body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
     timestamp = str(int(time.time()))
+    try:
+        signature = sign(webhook.secret, timestamp, body)
+    except encryption.CannotDecrypt:  # retrying would not help: fail it now, and say why
+        values.update(status="failed", error="the webhook's secret cannot be decrypted "
+                      "(was SECRET_KEY changed?): give it a new secret")
+        _record(delivery_id, values, own_transaction=False)
+        return
     headers = {
         "Content-Type": "application/json",
         "User-Agent": f"Clientela-Webhooks/{__version__}",
         "X-Clientela-Event": delivery.event,
         "X-Clientela-Delivery": str(delivery.id),
         TIMESTAMP_HEADER: timestamp,
-        SIGNATURE_HEADER: sign(webhook.secret, timestamp, body),
+        SIGNATURE_HEADER: signature,
     }
     timeout = float(current_app.config.get("TAILORMADE_WEBHOOK_TIMEOUT", 10))
     started = time.monotonic()
