@@ -31,6 +31,7 @@ from clientela.core.db import db
 from clientela.core.errors import Conflict, NotFound, ValidationError
 from clientela.core.events import json_safe
 from clientela.core.models import AuditEvent, Entity
+from clientela.plugins.tailormade import patterns
 from clientela.plugins.tailormade.models import FIELD_TYPES, CustomField
 
 log = logging.getLogger(__name__)
@@ -363,8 +364,12 @@ def check_value(field: CustomField, value: Any) -> None:
             limit = _comparable_bound(field, bound)
             if (which == "min" and measure < limit) or (which == "max" and measure > limit):
                 raise Invalid(_bounds_message(field, bound, which))
-    if field.pattern and kind in STRING_TYPES and not re.fullmatch(field.pattern, value):
-        raise Invalid(f"must match the pattern {field.pattern}")
+    if field.pattern and kind in STRING_TYPES:
+        if len(value) > patterns.MAX_CHECKED_LENGTH:  # bounds the time a pattern may take
+            raise Invalid(f"is too long to check against the pattern (at most "
+                          f"{patterns.MAX_CHECKED_LENGTH} characters)")
+        if not patterns.matches(field.pattern, value):
+            raise Invalid(f"must match the pattern {field.pattern}")
 
 
 def _comparable_bound(field: CustomField, bound: Any) -> Any:
@@ -670,10 +675,9 @@ def check_definition(field: Proposal) -> None:
         if field.type not in STRING_TYPES:
             errors["pattern"] = [f"only text fields have a pattern, not {field.type}"]
         else:
-            try:
-                re.compile(field.pattern)
-            except re.error as exc:
-                errors["pattern"] = [f"not a regular expression: {exc}"]
+            refused = patterns.problem(field.pattern)
+            if refused:
+                errors["pattern"] = [refused]
     for name, bound in (("min", field.min_value), ("max", field.max_value)):
         if bound is None:
             continue
