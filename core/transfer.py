@@ -394,8 +394,12 @@ def resolve_mapping(header: list[str], mapping: dict[str, str | None] | None = N
     return resolved, ignored
 
 
-def load_mapping(value: dict | str) -> dict[str, str | None]:
-    """A mapping from a dict or JSON text: ``{"Header": "field"}`` or ``{"columns": {...}}``."""
+def load_mapping(value: dict | str, customer_fields: bool = True) -> dict[str, str | None]:
+    """A mapping from a dict or JSON text: ``{"Header": "field"}`` or ``{"columns": {...}}``.
+
+    With ``customer_fields`` (the default) every field must be one the customer import
+    knows; a plugin's import passes ``False`` and checks its own fields.
+    """
     if isinstance(value, str):
         try:
             value = json.loads(value)
@@ -407,8 +411,9 @@ def load_mapping(value: dict | str) -> dict[str, str | None]:
         isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in value.items()
     ):
         raise ImportFileError('a mapping is a JSON object {"Header in the file": "field"}')
-    for column, target in value.items():
-        _check_target(target, column)
+    if customer_fields:
+        for column, target in value.items():
+            _check_target(target, column)
     return value
 
 
@@ -461,6 +466,34 @@ def get_saved_mapping(ref: str) -> ImportMapping:
 
 def saved_transforms(row: ImportMapping) -> dict[str, list]:
     return dict((row.attributes or {}).get("transforms") or {})
+
+
+def mapping_kind(row: ImportMapping) -> str:
+    """The import a saved mapping is for: ``customers`` (the default) or a plugin's import
+    (``leads``, ``transactions``, ...), kept in the row's ``attributes["kind"]``."""
+    return str((row.attributes or {}).get("kind") or "customers")
+
+
+def saved_mapping(ref: str, kind: str = "customers"
+                  ) -> tuple[dict[str, str | None], dict[str, list]]:
+    """``(columns, transforms)`` of the current tenant's saved mapping ``ref`` (name or id)
+    for an import of ``kind``: how every CSV import, the core's and the plugins', reads the
+    mapping its caller names (``?mapping=NAME``, ``--mapping NAME``).
+
+    ``columns`` is ``{"Header in the file": field or None}`` in the import's own field
+    names; ``transforms`` go to :func:`clientela.core.transforms.apply`. A mapping that
+    does not exist, or that is for another kind of import, is a ``ValidationError`` on the
+    field ``mapping`` (422).
+    """
+    try:
+        row = get_saved_mapping(ref)
+    except NotFound as exc:
+        raise ValidationError({"mapping": [str(exc)]}) from None
+    own = mapping_kind(row)
+    if own != kind:
+        raise ValidationError({"mapping": [
+            f"'{row.name}' is a mapping for {own} imports, not for {kind}"]})
+    return dict(row.columns), saved_transforms(row)
 
 
 def list_mappings() -> list[ImportMapping]:

@@ -10,29 +10,36 @@ import click
 from clientela.core import transfer
 from clientela.core.cli_context import tenant_command
 from clientela.core.db import db
-from clientela.core.errors import NotFound
+from clientela.core.errors import ValidationError
 
 #: the most per-row errors printed when no --report file is given
 PRINTED_ERRORS = 50
 
 
-def _mapping_option(value: str | None) -> tuple[dict | None, dict | None]:
-    """``(columns, transforms)`` of a JSON file or a saved mapping (name or id)."""
+def mapping_option(value: str | None, kind: str = "customers"
+                   ) -> tuple[dict | None, dict | None]:
+    """``(columns, transforms)`` of ``--mapping``: a JSON file or a saved mapping (name or
+    id) for an import of ``kind``; every import command's ``--mapping`` reads it so."""
     if not value:
         return None, None
     if value.lower().endswith(".json") or os.path.isfile(value):
         try:
             with open(value, encoding="utf-8-sig") as fh:
-                return transfer.load_mapping(fh.read()), None
+                return transfer.load_mapping(fh.read(), customer_fields=kind == "customers"
+                                             ), None
         except OSError as exc:
             raise click.BadParameter(f"cannot read {value}: {exc.strerror}",
                                      param_hint="--mapping") from None
+        except transfer.ImportFileError as exc:
+            raise click.BadParameter(str(exc), param_hint="--mapping") from None
     try:
-        saved = transfer.get_saved_mapping(value)
-        return dict(saved.columns), transfer.saved_transforms(saved)
-    except NotFound as exc:
-        raise click.BadParameter(f"{exc} (nor a file of that name)",
-                                 param_hint="--mapping") from None
+        return transfer.saved_mapping(value, kind)
+    except ValidationError as exc:
+        message = "; ".join(exc.errors.get("mapping", [])) or exc.message
+        if message.startswith("no saved import mapping"):
+            message += " (nor a file of that name)"
+        raise click.BadParameter(message, param_hint="--mapping") from None
+
 
 
 @click.group("import")
@@ -70,7 +77,7 @@ def import_customers_command(tenant, file, fmt, mapping, save_mapping, match, de
     Phone, Mobile, Tags, ...) or given with --mapping. The import is one
     transaction: it is written whole, or not at all.
     """
-    columns, transforms = _mapping_option(mapping)
+    columns, transforms = mapping_option(mapping)
     if file == "-":
         stream, size, name = sys.stdin.buffer, 0, None
     else:

@@ -1036,8 +1036,9 @@ def test_imports_through_the_api_with_a_saved_mapping_and_the_row_report(api, us
 
     # what is refused, and how
     assert upload(api, "transactions", b"x", "shop.xlsx", mapping="shop").status_code == 422
-    assert upload(api, "transactions", b"a,b\n1,2\n", "x.csv",
-                  mapping="nope").status_code == 404
+    unknown = upload(api, "transactions", b"a,b\n1,2\n", "x.csv", mapping="nope")
+    assert unknown.status_code == 422
+    assert unknown.json["errors"]["json"] == {"mapping": ["no transactions mapping named 'nope'"]}
     bad_json = upload(api, "transactions", b"a\n1\n", "x.csv", columns="[1, 2]")
     assert bad_json.status_code == 422
     assert bad_json.json["errors"]["json"] == {"columns": ["give a JSON object"]}

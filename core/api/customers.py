@@ -77,8 +77,7 @@ class CustomersImport(MethodView):
             raise Forbidden("importing needs 'customers:write' on all records")
         mapping = transforms = None
         if args.get("mapping"):
-            saved = transfer.get_saved_mapping(args["mapping"])
-            mapping, transforms = dict(saved.columns), transfer.saved_transforms(saved)
+            mapping, transforms = transfer.saved_mapping(args["mapping"], "customers")
         content_type = (request.mimetype or "").lower()
         fmt = args.get("format") or ("vcard" if "vcard" in content_type else None)
         report = transfer.import_customers(

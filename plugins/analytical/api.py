@@ -318,7 +318,9 @@ class SegmentMembership(Schema):
 class ImportForm(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(("transactions", "attributes")))
     mapping = fields.String(validate=validate.Length(min=1, max=100),
-                            metadata={"description": "a saved mapping's name"})
+                            metadata={"description": "a saved mapping's name: the "
+                                      "plugin's own, else an import mapping of kind "
+                                      "transactions or attributes"})
     columns = fields.String(metadata={"description": 'JSON object HEADER -> field, e.g. '
                                                      '{"Order no": "order_id"}'})
     options = fields.String(metadata={"description": "JSON object: date_format, "
@@ -498,7 +500,9 @@ class Imports(MethodView):
     @analytics.doc(requestBody={"required": True, "content": {"multipart/form-data": {
         "schema": {"type": "object", "required": ["kind", "file"], "properties": {
             "kind": {"type": "string", "enum": ["transactions", "attributes"]},
-            "mapping": {"type": "string", "description": "a saved mapping's name"},
+            "mapping": {"type": "string", "description": "a saved mapping's name: the "
+                        "plugin's own, else an import mapping (/import-mappings) of kind "
+                        "transactions or attributes, with its value transformations"},
             "columns": {"type": "string", "description": "JSON object HEADER -> field"},
             "options": {"type": "string", "description": "JSON object of options"},
             "file": {"type": "string", "format": "binary",

@@ -97,7 +97,8 @@ _map_help = "HEADER=FIELD, repeatable (see docs/plugins/analytical.md)"
 
 @warehouse_group.command("import-transactions")
 @click.argument("path", type=click.Path(dir_okay=False))
-@click.option("--mapping", help="a saved mapping's name")
+@click.option("--mapping", help="a saved mapping's name (the plugin's own, else an "
+              "import mapping of this kind, with its value transformations)")
 @click.option("--map", "columns", multiple=True, help=_map_help)
 @click.option("--option", "options", multiple=True,
               help="date_format=..., decimal_separator=..., currency=..., source=...")
@@ -111,7 +112,8 @@ def import_transactions_command(tenant, path, mapping, columns, options, save_as
 
 @warehouse_group.command("import-attributes")
 @click.argument("path", type=click.Path(dir_okay=False))
-@click.option("--mapping", help="a saved mapping's name")
+@click.option("--mapping", help="a saved mapping's name (the plugin's own, else an "
+              "import mapping of this kind, with its value transformations)")
 @click.option("--map", "columns", multiple=True, help=_map_help)
 @click.option("--option", "options", multiple=True, help="delimiter=...")
 @click.option("--save-mapping", "save_as", help="save --map/--option under this name first")

@@ -13,6 +13,8 @@ import dataclasses
 import os
 from typing import Any
 
+from clientela.core import transfer
+from clientela.core import transforms as value_transforms
 from clientela.core.db import db, new_id, utcnow
 from clientela.core.errors import NotFound, ValidationError
 from clientela.plugins.analytical import metrics, warehouse
@@ -214,17 +216,76 @@ def _finish(con, report: ImportReport) -> None:
                                          report.import_id])
 
 
+def _saved(kind: str, name: str) -> tuple[dict, dict, dict]:
+    """``(columns, options, transforms)`` of the saved mapping ``name``: this plugin's own
+    mapping of ``kind`` if there is one, else the tenant's import mapping (the core's
+    ``ImportMapping``, kept by the tailor-made plugin's ``/import-mappings``) of kind
+    ``kind``, with its value transformations. 422 on ``mapping`` if there is neither."""
+    own = db.session.execute(db.select(AnalyticalImportMapping).where(
+        AnalyticalImportMapping.kind == kind, AnalyticalImportMapping.name == name)
+    ).scalar_one_or_none()
+    if own is not None:
+        return dict(own.columns), dict(own.options), {}
+    try:
+        transfer.get_saved_mapping(name)
+    except NotFound:
+        raise ValidationError({"mapping": [f"no {kind} mapping named {name!r}"]}) from None
+    columns, transforms = transfer.saved_mapping(name, kind)  # 422 if for another import
+    return columns, {}, transforms
+
+
 def _resolve(kind: str, mapping: str | None, columns: dict[str, str | None] | None,
-             options: dict[str, Any] | None) -> tuple[dict, dict]:
+             options: dict[str, Any] | None) -> tuple[dict, dict, dict]:
+    transforms: dict[str, list] = {}
     if mapping:
-        saved = get_mapping(mapping, kind)
-        columns = {**saved.columns, **(columns or {})}
-        options = {**saved.options, **(options or {})}
+        saved_columns, saved_options, transforms = _saved(kind, mapping)
+        columns = {**saved_columns, **(columns or {})}
+        options = {**saved_options, **(options or {})}
     if not columns:
         raise ValidationError({"columns": ["give a column mapping or the name of a saved one"]})
     options = options or {}
     _check_mapping(kind, columns, options)
-    return columns, options
+    return columns, options, transforms
+
+
+def _transform_raw(con, headers: list[str], transforms: dict[str, list]) -> list[str]:
+    """Apply a saved mapping's value transformations to ``raw``, in Python, row by row
+    (the columnar path stays for imports without them); the temporary table
+    ``transform_problems`` gets the rows a transformation failed, with the reason.
+    Returns the headers, with the columns transforms make (``join``) added."""
+    con.execute("CREATE OR REPLACE TEMP TABLE transform_problems "
+                "(row_number BIGINT, problem VARCHAR)")
+    if not transforms:
+        return headers
+    import pyarrow as pa
+
+    by_key = {h.strip().lower(): h for h in headers}
+    # headers match as the column mapping's do: case-insensitively, spaces around ignored
+    steps = {by_key.get(h.strip().lower(), h): [
+        {**step, "columns": [by_key.get(c.strip().lower(), c) for c in step["columns"]]}
+        if step.get("op") == "join" else step for step in step_list]
+        for h, step_list in transforms.items()}
+    names = headers + value_transforms.new_columns(headers, steps)
+    rows = con.execute("SELECT " + ", ".join(
+        f"CAST({_quote(h)} AS VARCHAR)" for h in headers) + " FROM raw ORDER BY rowid"
+    ).fetchall()
+    out: dict[str, list] = {h: [] for h in names}
+    problems: list[tuple[int, str]] = []
+    for index, values in enumerate(rows):
+        row = {h: value or "" for h, value in zip(headers, values)}
+        changed, failed = value_transforms.apply(row, steps)
+        for h in names:
+            value = changed.get(h, "")
+            out[h].append(value if value != "" else None)
+        if failed:
+            problems.append((index + 1, "; ".join(f"{h}: {m}" for h, m in failed)))
+    con.register("transformed_given", pa.table({h: pa.array(out[h], pa.string())
+                                                 for h in names}))
+    con.execute("CREATE OR REPLACE TEMP TABLE raw AS SELECT * FROM transformed_given")
+    con.unregister("transformed_given")
+    if problems:
+        con.executemany("INSERT INTO transform_problems VALUES (?, ?)", problems)
+    return names
 
 
 # --- transactions --------------------------------------------------------------------------
@@ -241,7 +302,7 @@ def import_transactions(path: str, *, mapping: str | None = None,
     currency without a rate is rejected. Lines already imported (same source, order and
     line) are replaced, so importing a file again changes nothing.
     """
-    columns, options = _resolve("transactions", mapping, columns, options)
+    columns, options, transforms = _resolve("transactions", mapping, columns, options)
     fields = set(v for v in columns.values() if v)
     missing = [f for f in ("order_id", "ordered_at", "product_id") if f not in fields]
     if "amount" not in fields and "unit_price" not in fields:
@@ -261,7 +322,8 @@ def import_transactions(path: str, *, mapping: str | None = None,
     decimal_separator = options.get("decimal_separator") or "."
     default_currency = str(options.get("currency") or base_currency).upper()
     with warehouse.connect(write=True) as con:
-        found = _columns_for(_read_raw(con, path, options), columns)
+        headers = _transform_raw(con, _read_raw(con, path, options), transforms)
+        found = _columns_for(headers, columns)
         import pyarrow as pa
 
         con.register("rates_given", pa.table({"currency": list(rates),
@@ -292,7 +354,7 @@ def import_transactions(path: str, *, mapping: str | None = None,
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE checked AS
             WITH matched AS (
-                SELECT v.*, r.rate,
+                SELECT v.*, r.rate, t.problem AS transform_problem,
                        coalesce(
                            (SELECT min(c.customer_id) FROM dim_customer c
                             WHERE v.external_id IS NOT NULL AND c.external_id = v.external_id),
@@ -303,8 +365,10 @@ def import_transactions(path: str, *, mapping: str | None = None,
                           AND c.email = v.email) AS email_matches,
                        row_number() OVER (PARTITION BY v.order_id ORDER BY v.row_number)
                            AS position
-                FROM parsed v LEFT JOIN rates r USING (currency))
+                FROM parsed v LEFT JOIN rates r USING (currency)
+                     LEFT JOIN transform_problems t USING (row_number))
             SELECT *, CASE
+                WHEN transform_problem IS NOT NULL THEN transform_problem
                 WHEN order_id IS NULL THEN 'no order id'
                 WHEN ordered_at_text IS NULL THEN 'no order date'
                 WHEN ordered_at IS NULL THEN 'order date is not a date: ' || ordered_at_text
@@ -368,7 +432,7 @@ def import_attributes(path: str, *, mapping: str | None = None,
     column is an attribute named by its header. An attribute loaded again replaces the
     customer's previous value; an empty cell leaves it as it was.
     """
-    columns, options = _resolve("attributes", mapping, columns, options)
+    columns, options, transforms = _resolve("attributes", mapping, columns, options)
     keys = [f for f in columns.values() if f in ATTRIBUTE_KEYS]
     if not keys:
         raise ValidationError({"columns": ["map a column to customer_external_id or "
@@ -377,7 +441,7 @@ def import_attributes(path: str, *, mapping: str | None = None,
     report = ImportReport(import_id=str(new_id()), kind="attributes",
                           filename=os.path.basename(path))
     with warehouse.connect(write=True) as con:
-        headers = _read_raw(con, path, options)
+        headers = _transform_raw(con, _read_raw(con, path, options), transforms)
         found = _columns_for(headers, columns)
         attributes = {f.split(":", 1)[1]: h for f, h in found.items()
                       if f.startswith("attribute:")}
@@ -394,7 +458,7 @@ def import_attributes(path: str, *, mapping: str | None = None,
                        lower({_text(found, 'customer_email')}) AS email, *
                 FROM raw),
             matched AS (
-                SELECT p.*,
+                SELECT p.*, t.problem AS transform_problem,
                        coalesce(
                            (SELECT min(c.customer_id) FROM dim_customer c
                             WHERE p.external_id IS NOT NULL AND c.external_id = p.external_id),
@@ -402,8 +466,9 @@ def import_attributes(path: str, *, mapping: str | None = None,
                             WHERE p.email IS NOT NULL AND c.email = p.email)) AS customer_id,
                        (SELECT count(*) FROM dim_customer c WHERE p.external_id IS NULL
                         AND p.email IS NOT NULL AND c.email = p.email) AS email_matches
-                FROM parsed p)
+                FROM parsed p LEFT JOIN transform_problems t USING (row_number))
             SELECT *, CASE
+                WHEN transform_problem IS NOT NULL THEN transform_problem
                 WHEN external_id IS NULL AND email IS NULL THEN 'no customer external id or e-mail'
                 WHEN email_matches > 1 THEN 'several customers have this e-mail'
                 WHEN customer_id IS NULL THEN 'no customer with this external id or e-mail'

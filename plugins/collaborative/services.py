@@ -34,13 +34,10 @@ from typing import Any, Iterable
 
 import jinja2
 import sqlalchemy as sa
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
 from jinja2.sandbox import SandboxedEnvironment
 
-from clientela.core import access, channels, customers, mail, tenancy
+from clientela.core import access, channels, customers, encryption, mail, tenancy
 from clientela.core import services as core
 from clientela.core.access import Principal
 from clientela.core.db import db, utcnow
@@ -69,26 +66,18 @@ _TAG = re.compile(r"<[^>]+>")
 # --- secrets at rest ------------------------------------------------------------------
 
 
-def _fernet() -> Fernet:
-    secret = current_app.config.get("SECRET_KEY")
-    if not secret:
-        raise ConfigurationError("SECRET_KEY (CLIENTELA_SECRET_KEY) is needed to store "
-                                 "mail credentials encrypted")
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"clientela.collaborative",
-               info=b"mail credentials").derive(str(secret).encode())
-    return Fernet(base64.urlsafe_b64encode(key))
+#: the key derivation this plugin has always used (stored passwords stay readable)
+_PURPOSE, _SALT = "mail credentials", "clientela.collaborative"
 
 
 def encrypt(value: str | None) -> str | None:
-    return None if value is None else _fernet().encrypt(value.encode()).decode()
+    return encryption.encrypt(value, _PURPOSE, _SALT)
 
 
 def decrypt(value: str | None) -> str | None:
-    if value is None:
-        return None
     try:
-        return _fernet().decrypt(value.encode()).decode()
-    except InvalidToken:
+        return encryption.decrypt(value, _PURPOSE, _SALT)
+    except encryption.CannotDecrypt:
         raise ConfigurationError("a stored mail password cannot be decrypted: was the "
                                  "SECRET_KEY changed? Set the password again") from None
 

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from clientela.core import access, transfer
+from clientela.core import access, transfer, transfer_commands
 from clientela.core.cli_context import tenant_command
 from clientela.core.db import db
 from clientela.core.models import User
@@ -33,9 +33,12 @@ def import_group():
               help="Any bad row refuses the whole file (default: keep the good rows).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="Write the per-row errors to this CSV file (row,field,message).")
+@click.option("--mapping", metavar="FILE.json|NAME",
+              help='Column mapping: a JSON file {"Header": "field"} or the name of a saved '
+                   "import mapping of kind 'leads' (its value transformations apply too).")
 @tenant_command
 def import_leads_command(tenant, file, as_email, source, delimiter, encoding, dry_run,
-                         all_or_nothing, report_path):
+                         all_or_nothing, report_path, mapping):
     """Import leads from a CSV FILE ('-' for stdin) with a header row (First name,
     Last name, Company, Email, Phone, Country, Source, Owner, attributes.<key>, ...).
 
@@ -44,6 +47,7 @@ def import_leads_command(tenant, file, as_email, source, delimiter, encoding, dr
     from clientela.plugins.operational import lead_import
 
     principal = _importer(as_email)
+    columns, transforms = transfer_commands.mapping_option(mapping, "leads")
     try:
         stream = sys.stdin.buffer if file == "-" else open(file, "rb")
     except OSError as exc:
@@ -52,7 +56,7 @@ def import_leads_command(tenant, file, as_email, source, delimiter, encoding, dr
         report = lead_import.import_leads(
             stream, principal, filename=None if file == "-" else file,
             all_or_nothing=all_or_nothing, dry_run=dry_run, source_name=source,
-            delimiter=delimiter, encoding=encoding)
+            delimiter=delimiter, encoding=encoding, mapping=columns, transforms=transforms)
     counts = f"{report.created} created, {report.failed} failed of {report.rows} rows"
     if dry_run:
         click.echo(f"dry run, nothing was written: would have {counts}")

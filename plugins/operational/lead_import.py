@@ -16,6 +16,7 @@ from typing import Any
 import marshmallow
 
 from clientela.core import access, transfer
+from clientela.core import transforms as value_transforms
 from clientela.core.access import Principal
 from clientela.core.db import db
 from clientela.core.errors import ClientelaError, ValidationError
@@ -54,6 +55,24 @@ def target_of(header: str) -> str | None:
     return ALIASES.get(_NON_ALNUM.sub("", lowered))
 
 
+#: the fields a column may be mapped to (besides ``attributes.<key>``)
+FIELDS = tuple(dict.fromkeys(ALIASES.values()))
+
+
+def check_columns(columns: dict[str, str | None]) -> dict[str, str | None]:
+    """A column mapping ``{header: lead field or None}``; ``ImportFileError`` names the
+    first column mapped to something that is not a lead field."""
+    for header, target in columns.items():
+        if target is None or target == "" or target in FIELDS:
+            continue
+        if target.startswith("attributes.") and len(target) > len("attributes."):
+            continue
+        raise transfer.ImportFileError(
+            f"column {header!r} is mapped to {target!r}, which is not a lead field (use one "
+            f"of {', '.join(FIELDS)}, attributes.KEY, or null to ignore it)")
+    return {header: target or None for header, target in columns.items()}
+
+
 def _owner(value: str, users: dict[str, uuid.UUID]) -> uuid.UUID | None:
     try:
         return uuid.UUID(value)
@@ -64,13 +83,18 @@ def _owner(value: str, users: dict[str, uuid.UUID]) -> uuid.UUID | None:
 def import_leads(source: Any, principal: Principal, *, filename: str | None = None,
                  all_or_nothing: bool = False, dry_run: bool = False,
                  source_name: str | None = None, delimiter: str | None = None,
-                 encoding: str = "utf-8-sig") -> transfer.ImportReport:
+                 encoding: str = "utf-8-sig", mapping: dict[str, str | None] | None = None,
+                 transforms: dict[str, list] | None = None) -> transfer.ImportReport:
     """Import leads into the current tenant from CSV; returns the per-row report.
 
     Good rows are kept and bad rows reported (row number, field, message); with
     ``all_or_nothing`` any bad row refuses the whole file; ``dry_run`` writes nothing. A
     row without an owner column is routed (or owned by the importer). Commits (or rolls
     back): call it with no other pending work in the session.
+
+    ``mapping`` (``{header: lead field or None}``) wins over the recognised headers;
+    ``transforms`` change the cells first (:mod:`clientela.core.transforms`): both are
+    what ``transfer.saved_mapping(name, "leads")`` gives for a saved import mapping.
     """
     from clientela.plugins.operational import services as ops
 
@@ -81,8 +105,12 @@ def import_leads(source: Any, principal: Principal, *, filename: str | None = No
         mode="all-or-nothing" if all_or_nothing else "default", dry_run=dry_run)
     report.lead_ids = []  # type: ignore[attr-defined]
     try:
+        columns = check_columns(dict(mapping or {}))
         header, rows = transfer.csv_rows(source, delimiter=delimiter, encoding=encoding)
-        report.mapping = {h: target_of(h) for h in header}
+        if transforms:  # columns that transforms make (join) follow the file's own
+            header = header + value_transforms.new_columns(header, transforms)
+            rows = _transformed(rows, transforms)
+        report.mapping = {h: columns[h] if h in columns else target_of(h) for h in header}
         report.ignored_columns = [h for h, t in report.mapping.items() if t is None]
         if not any(t in ("first_name", "last_name", "company", "email", "phone")
                    for t in report.mapping.values()):
@@ -115,12 +143,23 @@ def import_leads(source: Any, principal: Principal, *, filename: str | None = No
     return report
 
 
+def _transformed(rows, transforms: dict[str, list]):
+    for number, cells in rows:
+        cells, problems = value_transforms.apply(cells, transforms)
+        if problems:
+            cells["\0transform"] = problems
+        yield number, cells
+
+
 def _import_row(number: int, cells: dict[str, str], report: transfer.ImportReport,
                 loader: marshmallow.Schema, users: dict[str, uuid.UUID],
                 principal: Principal, source_name: str, ops) -> list[tuple[str, str]]:
     extra = cells.pop("\0extra", None)
     if extra:
         return [("row", extra)]
+    problems = cells.pop("\0transform", None)
+    if problems:
+        return list(problems)
     values: dict[str, Any] = {}
     attributes: dict[str, str] = {}
     owner_cell = None

@@ -9,7 +9,7 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from clientela.core import customers
+from clientela.core import access, customers, transfer
 from clientela.core.api.auth import current_principal
 from clientela.core.db import db
 from clientela.core.errors import ValidationError
@@ -179,10 +179,14 @@ class LeadImport(MethodView):
         Good rows are kept and bad ones reported; with ``all_or_nothing`` one bad row
         refuses the file (422, nothing written). ``dry_run`` writes nothing.
         """
+        access.require(current_principal(), "leads:write")  # before naming mappings
+        mapping = transforms = None
+        if args.get("mapping"):
+            mapping, transforms = transfer.saved_mapping(args["mapping"], "leads")
         report = lead_import.import_leads(
             request.stream, current_principal(), filename=args.get("filename"),
             all_or_nothing=args["all_or_nothing"], dry_run=args["dry_run"],
-            source_name=args.get("source"))
+            source_name=args.get("source"), mapping=mapping, transforms=transforms)
         if report.refused:
             raise ValidationError({"rows": [str(e) for e in report.errors]},
                                   message=f"{report.failed} bad row(s): the file was refused "

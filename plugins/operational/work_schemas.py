@@ -249,6 +249,9 @@ class LeadImportQuery(Schema):
     filename = fields.String(validate=validate.Length(max=255))
     source = fields.String(validate=validate.Length(min=1, max=50), metadata={
         "description": "the source of rows that name none (default `import`)"})
+    mapping = fields.String(validate=validate.Length(min=1, max=100), metadata={
+        "description": "a saved import mapping's name or id, of kind `leads` (its value "
+                       "transformations apply too)"})
 
 
 class LeadImportResult(Schema):

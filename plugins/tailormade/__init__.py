@@ -106,6 +106,7 @@ def clientela_entity_changed_precommit(change):
 
     with custom_fields.plain_tenant():
         custom_fields.apply_defaults(change)
+        custom_fields.remember_event_type(change)  # custom:<key>, for webhooks and rules
         webhooks.remember_subscriptions(change)
         automations.remember_rules(change)
 

@@ -42,7 +42,6 @@ from clientela.plugins.tailormade.models import (
     TRIGGERS,
     AutomationRule,
     AutomationRun,
-    CustomRecord,
     Webhook,
     WebhookDelivery,
 )
@@ -52,7 +51,6 @@ DATES_JOB = "tailormade.automation_dates"
 #: ``session.info`` key, set while a rule's job writes: ``{"depth": n, "chain": [ids]}``
 CONTEXT = "tailormade.automation"
 _RULES = "tailormade.automation_rules"  # session.info: (transaction, tenant, rules)
-_CUSTOM_TYPES = "tailormade.custom_entity_types"  # session.info: {entity id: custom:<key>}
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "contains", "in", "empty", "not_empty",
              "changed")
 ACTION_KEY = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -442,12 +440,9 @@ def _active_rules(session: Session) -> list[dict[str, Any]]:
 
 def remember_rules(change) -> None:
     """``clientela_entity_changed_precommit``: the tenant's active rules, read once per
-    transaction on its own connection (for the postcommit half), and the ``custom:<key>``
-    type of changed custom records (which the postcommit half cannot look up)."""
+    transaction on its own connection (for the postcommit half); the ``custom:<key>`` type
+    of a changed custom record is kept by ``custom_fields.remember_event_type``."""
     session = db.session()
-    if change.entity_type == CustomRecord.__tablename__ and change.entity is not None:
-        session.info.setdefault(_CUSTOM_TYPES, {})[change.entity_id] = \
-            custom_fields.entity_type_of(change.entity, change.entity_type)
     transaction, tenant_id = session.get_transaction(), tenancy.get_tenant_id()
     known = session.info.get(_RULES)
     if known is not None and known[0] is transaction and known[1] == tenant_id:
@@ -513,9 +508,9 @@ def on_entity_changed(change) -> None:
             rules = _active_rules(own)
     if not rules:
         return
-    entity_type = session.info.get(_CUSTOM_TYPES, {}).get(change.entity_id, change.entity_type)
+    entity_type = custom_fields.event_type(change)
     context = session.info.get(CONTEXT) or {"depth": 0, "chain": []}
-    event = f"{change.entity_type}.{change.operation}"
+    event = f"{entity_type}.{change.operation}"
     for rule in rules:
         subject = _subject(rule, change, entity_type)
         if subject is None:

@@ -31,6 +31,7 @@ from clientela.core.db import db
 from clientela.core.errors import Conflict, NotFound, ValidationError
 from clientela.core.events import json_safe
 from clientela.core.models import AuditEvent, Entity
+from clientela.plugins.tailormade import patterns
 from clientela.plugins.tailormade.models import FIELD_TYPES, CustomField
 
 log = logging.getLogger(__name__)
@@ -167,10 +168,45 @@ def known_entity_type(entity_type: str | None) -> bool:
 
 def entity_type_of(entity: Entity, table: str) -> str:
     """The custom-field entity type of ``entity``: its table, or ``custom:<key>``."""
-    if table == "tailormade_custom_records":
+    if table == CUSTOM_RECORDS:
         key = custom_object_key(entity.object_id)
         return f"{CUSTOM_PREFIX}{key}" if key else table
     return table
+
+
+CUSTOM_RECORDS = "tailormade_custom_records"
+_EVENT_TYPES = "tailormade.custom_entity_types"  # {record id: custom:<key>}, per transaction
+
+
+def remember_event_type(change) -> None:
+    """``clientela_entity_changed_precommit``: the ``custom:<key>`` type of a changed custom
+    record, kept for the postcommit half (webhooks, rules), which must not read through the
+    request's session."""
+    if change.entity_type == CUSTOM_RECORDS and change.entity is not None:
+        _transaction_cache(_EVENT_TYPES)[change.entity_id] = entity_type_of(
+            change.entity, change.entity_type)
+
+
+def event_type(change) -> str:
+    """The entity type webhooks and automation rules see for ``change``: ``custom:<key>``
+    for a record of a custom object, the table name for every other entity."""
+    if change.entity_type != CUSTOM_RECORDS:
+        return change.entity_type
+    known = _transaction_cache(_EVENT_TYPES).get(change.entity_id)
+    if known:
+        return known
+    object_id = (change.values or {}).get("object_id")  # a change no precommit saw
+    if object_id:
+        from sqlalchemy.orm import Session
+
+        from clientela.plugins.tailormade.models import CustomObject
+
+        with Session(db.engine) as session:
+            key = session.execute(sa.select(CustomObject.key).where(
+                CustomObject.id == uuid.UUID(str(object_id)))).scalar_one_or_none()
+        if key:
+            return f"{CUSTOM_PREFIX}{key}"
+    return change.entity_type
 
 
 def is_empty(value: Any) -> bool:
@@ -328,8 +364,12 @@ def check_value(field: CustomField, value: Any) -> None:
             limit = _comparable_bound(field, bound)
             if (which == "min" and measure < limit) or (which == "max" and measure > limit):
                 raise Invalid(_bounds_message(field, bound, which))
-    if field.pattern and kind in STRING_TYPES and not re.fullmatch(field.pattern, value):
-        raise Invalid(f"must match the pattern {field.pattern}")
+    if field.pattern and kind in STRING_TYPES:
+        if len(value) > patterns.MAX_CHECKED_LENGTH:  # bounds the time a pattern may take
+            raise Invalid(f"is too long to check against the pattern (at most "
+                          f"{patterns.MAX_CHECKED_LENGTH} characters)")
+        if not patterns.matches(field.pattern, value):
+            raise Invalid(f"must match the pattern {field.pattern}")
 
 
 def _comparable_bound(field: CustomField, bound: Any) -> Any:
@@ -635,10 +675,9 @@ def check_definition(field: Proposal) -> None:
         if field.type not in STRING_TYPES:
             errors["pattern"] = [f"only text fields have a pattern, not {field.type}"]
         else:
-            try:
-                re.compile(field.pattern)
-            except re.error as exc:
-                errors["pattern"] = [f"not a regular expression: {exc}"]
+            refused = patterns.problem(field.pattern)
+            if refused:
+                errors["pattern"] = [refused]
     for name, bound in (("min", field.min_value), ("max", field.max_value)):
         if bound is None:
             continue

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from clientela.core import encryption
 from clientela.core.db import JSONType
 from clientela.core.models import Entity, tenant_fk
 
@@ -16,6 +17,8 @@ FIELD_TYPES = ("text", "long_text", "integer", "decimal", "boolean", "date", "da
                "single_choice", "multiple_choice", "email", "url", "phone", "reference")
 DELIVERY_STATUSES = ("pending", "retrying", "succeeded", "failed")
 SECRET = {"secret": True}  # never in the audit trail nor in event values
+#: the ``purpose`` webhook secrets are encrypted for (``clientela.core.encryption``)
+WEBHOOK_SECRETS = "webhook secrets"
 
 
 class CustomField(Entity):
@@ -55,13 +58,24 @@ class Webhook(Entity):
     url: Mapped[str] = mapped_column(sa.String(2000))
     #: patterns such as ``customers.insert``, ``customers.*``, ``*.delete``, ``*``
     events: Mapped[list] = mapped_column(default=list)
-    secret: Mapped[str] = mapped_column(sa.String(200), info=SECRET)
+    #: the shared secret, encrypted at rest (Fernet, ``clientela.core.encryption``): read
+    #: and set it as ``secret``
+    secret_encrypted: Mapped[str] = mapped_column(sa.Text, info=SECRET)
     description: Mapped[str] = mapped_column(sa.String(300), default="")
     active: Mapped[bool] = mapped_column(default=True)
     #: deliveries in a row that failed for good; reset by a success or by re-enabling
     consecutive_failures: Mapped[int] = mapped_column(default=0)
     #: why the plugin switched the webhook off, if it did
     disabled_reason: Mapped[str | None] = mapped_column(sa.String(300))
+
+    @property
+    def secret(self) -> str:
+        """The secret signatures are made with (``CannotDecrypt`` if ``SECRET_KEY`` changed)."""
+        return encryption.decrypt(self.secret_encrypted, WEBHOOK_SECRETS)
+
+    @secret.setter
+    def secret(self, value: str) -> None:
+        self.secret_encrypted = encryption.encrypt(value, WEBHOOK_SECRETS)
 
 
 class WebhookDelivery(Entity):

@@ -1,7 +1,8 @@
 """Webhooks: subscriptions to entity events, signed deliveries as background jobs, the log.
 
 After an entity change commits, every active webhook of the tenant whose patterns match
-the event (``customers.insert``, ``deals.*``, ``*.delete``, ``*``) gets a delivery row and
+the event (``customers.insert``, ``deals.*``, ``custom:vehicle.update`` for the records of
+a custom object, ``custom:*.*``, ``*.delete``, ``*``) gets a delivery row and
 a job (``tailormade.deliver_webhook``). The job POSTs the JSON payload, signed with
 HMAC-SHA256 over ``"<timestamp>." + body`` with the webhook's secret; a non-2xx answer or
 a network error raises, so the job runner retries with exponential backoff. Every attempt
@@ -28,19 +29,26 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import Session
 
-from clientela.core import __version__, access, jobs, tenancy
+from clientela.core import __version__, access, encryption, jobs, tenancy
 from clientela.core.access import Principal
 from clientela.core.db import db, new_id, utcnow
 from clientela.core.errors import NotFound, ValidationError
 from clientela.core.events import json_safe
-from clientela.plugins.tailormade.custom_fields import entity_types
+from clientela.plugins.tailormade.custom_fields import (
+    CUSTOM_PREFIX,
+    CUSTOM_RECORDS,
+    custom_object_id,
+    entity_types,
+    event_type,
+)
 from clientela.plugins.tailormade.models import Webhook, WebhookDelivery
 
 DELIVER_JOB = "tailormade.deliver_webhook"
 #: retried 6 times: 30 s, 1, 2, 4, 8 and 16 minutes after the failures (about 31 minutes)
 RETRIES, RETRY_DELAY, BACKOFF = 6, 30, 2
 OPERATIONS = ("insert", "update", "delete")
-EVENT = re.compile(r"^(\*|[a-z][a-z0-9_]{0,62})\.(\*|insert|update|delete)$")
+EVENT = re.compile(
+    r"^(\*|[a-z][a-z0-9_]{0,62}|custom:(?:\*|[a-z][a-z0-9_]{0,39}))\.(\*|insert|update|delete)$")
 SIGNATURE_HEADER = "X-Clientela-Signature"
 TIMESTAMP_HEADER = "X-Clientela-Timestamp"
 KEPT_BODY = 2000
@@ -71,6 +79,10 @@ def check_events(events: list[str]) -> list[str]:
         match = EVENT.match(pattern)
         if not match:
             problems.append(f"'{pattern}': use <entity type>.<insert|update|delete|*>, or *")
+        elif match.group(1).startswith(CUSTOM_PREFIX):
+            key = match.group(1)[len(CUSTOM_PREFIX):]
+            if key != "*" and custom_object_id(key) is None:
+                problems.append(f"'{pattern}': unknown custom object '{key}'")
         elif match.group(1) != "*" and match.group(1) not in known:
             problems.append(f"'{pattern}': unknown entity type '{match.group(1)}'")
     if not events:
@@ -86,7 +98,10 @@ def matches(patterns: list[str], event: str) -> bool:
         if pattern == "*":
             return True
         kind, _, op = pattern.partition(".")
-        if kind in ("*", entity_type) and op in ("*", operation):
+        if op not in ("*", operation):
+            continue
+        if kind in ("*", entity_type) or (
+                kind == f"{CUSTOM_PREFIX}*" and entity_type.startswith(CUSTOM_PREFIX)):
             return True
     return False
 
@@ -183,7 +198,7 @@ def remember_subscriptions(change) -> None:
     Without this the postcommit half would take a second connection for every change
     just to learn that the tenant has no webhooks.
     """
-    if change.entity_type not in entity_types():
+    if change.entity_type not in entity_types() and change.entity_type != CUSTOM_RECORDS:
         return
     session = db.session()
     transaction, tenant_id = session.get_transaction(), tenancy.get_tenant_id()
@@ -213,14 +228,18 @@ def on_entity_changed(change) -> None:
     (``housekeeping`` sends it later).
     """
     tenant_id = tenancy.get_tenant_id()
-    if tenant_id is None or change.entity_type not in entity_types():
+    if tenant_id is None or (change.entity_type not in entity_types()
+                             and change.entity_type != CUSTOM_RECORDS):
         return
-    event = f"{change.entity_type}.{change.operation}"
+    hooks = _remembered_subscriptions()
+    if hooks is not None and not hooks:
+        return  # the usual case, decided without a connection
+    entity_type = event_type(change)  # custom:<key> for a custom object's record
+    event = f"{entity_type}.{change.operation}"
     now = utcnow()
     rows = []
-    hooks = _remembered_subscriptions()
     if hooks is not None and not any(matches(events, event) for _, events in hooks):
-        return  # the usual case, decided without a connection
+        return
     with Session(db.engine) as session:
         if hooks is None:  # a change no precommit saw (made while committing)
             hooks = _active_webhooks(session)
@@ -231,11 +250,11 @@ def on_entity_changed(change) -> None:
         for webhook_id in targets:
             delivery_id = new_id()
             payload = {"id": str(delivery_id), "event": event, "occurred_at": now.isoformat(),
-                       "tenant_id": str(tenant_id), "entity_type": change.entity_type,
+                       "tenant_id": str(tenant_id), "entity_type": entity_type,
                        "entity_id": str(change.entity_id), "operation": change.operation,
                        "data": json_safe(data), "changes": json_safe(change.changes)}
             rows.append({"id": delivery_id, "tenant_id": tenant_id, "webhook_id": webhook_id,
-                         "event": event, "entity_type": change.entity_type,
+                         "event": event, "entity_type": entity_type[:63],
                          "entity_id": change.entity_id, "customer_id": _customer_of(change),
                          "payload": payload, "status": "pending", "attempts": 0,
                          "created_at": now, "updated_at": now,
@@ -309,13 +328,20 @@ def deliver(delivery_id: uuid.UUID) -> None:
         return
     body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
     timestamp = str(int(time.time()))
+    try:
+        signature = sign(webhook.secret, timestamp, body)
+    except encryption.CannotDecrypt:  # retrying would not help: fail it now, and say why
+        values.update(status="failed", error="the webhook's secret cannot be decrypted "
+                      "(was SECRET_KEY changed?): give it a new secret")
+        _record(delivery_id, values, own_transaction=False)
+        return
     headers = {
         "Content-Type": "application/json",
         "User-Agent": f"Clientela-Webhooks/{__version__}",
         "X-Clientela-Event": delivery.event,
         "X-Clientela-Delivery": str(delivery.id),
         TIMESTAMP_HEADER: timestamp,
-        SIGNATURE_HEADER: sign(webhook.secret, timestamp, body),
+        SIGNATURE_HEADER: signature,
     }
     timeout = float(current_app.config.get("TAILORMADE_WEBHOOK_TIMEOUT", 10))
     started = time.monotonic()
