@@ -149,19 +149,30 @@ def login_page():
 
     error = None
     email = ""
+    status = 200
     if request.method == "POST":
         check_csrf()
         email = (request.form.get("email") or "").strip()
         try:
-            auth.login(email, request.form.get("password") or "")
+            user, _csrf = auth.login(email, request.form.get("password") or "")
         except Unauthorized:
-            error = _("Wrong e-mail or password.")
+            error, status = _("Wrong e-mail or password."), 401
         except RateLimited:
-            error = _("Too many attempts. Wait a minute and try again.")
+            error, status = _("Too many attempts. Wait a minute and try again."), 429
         else:
-            return redirect(safe_next(request.args.get("next")))
-    status = 401 if error else 200
+            return redirect(landing_page(user) or safe_next(request.args.get("next")))
     return render_template("web/login.html", error=error, email=email), status
+
+
+def landing_page(user) -> str | None:
+    """Where a user of a non-staff role lands after the login form: a web blueprint may
+    claim roles with ``blueprint.clientela_landing_roles = ("partner",)``; its ``index``
+    view is then the user's home (e.g. the partner portal) instead of the staff dashboard."""
+    roles = set(user.roles or [])
+    for blueprint in current_app.blueprints.values():
+        if roles & set(getattr(blueprint, "clientela_landing_roles", ())):
+            return url_for(f"{blueprint.name}.index")
+    return None
 
 
 def check_csrf() -> None:

@@ -1,6 +1,7 @@
 """Analytical CRM: the customer data warehouse, profiling, RFM, lifetime value, churn, cross/up-sell, cohorts, segments."""
 
 from clientela.core import hookimpl
+from clientela.plugins.analytical.web_hooks import *  # noqa: F401,F403  (web UI pages)
 
 name = "analytical"
 version = "0.1.0"

@@ -1,6 +1,7 @@
 """Collaborative CRM: every channel, e-mail in and out, calls, the communication centre, teams, consent, the self-service portal."""
 
 from clientela.core import hookimpl
+from clientela.plugins.collaborative.web_hooks import *  # noqa: F401,F403  (web UI pages)
 
 name = "collaborative"
 version = "0.1.0"
