@@ -9,10 +9,13 @@ the import's reading progress; without script the form is an ordinary multipart 
 
 from __future__ import annotations
 
+import contextvars
+import queue
+import threading
 from collections import defaultdict
 from typing import Any
 
-from flask import current_app, render_template, request
+from flask import Response, current_app, render_template, request, stream_with_context
 
 from clientela.core import transfer
 from clientela.core.errors import Forbidden
@@ -23,6 +26,8 @@ MATCH_LABELS = {"email": _l("E-mail address"), "external_id": _l("External id"),
                 "id": _l("Clientela id"), "none": _l("Nothing: always create")}
 #: rows with problems listed on the page (the counts cover every row)
 SHOWN_ROWS = 500
+#: rows per batch of a streamed import: the service reports progress after each batch
+PROGRESS_BATCH = 2000
 TRUE = {"1", "true", "on", "yes"}
 
 
@@ -46,7 +51,8 @@ def rejected_rows(report: transfer.ImportReport) -> list[dict[str, Any]]:
 
 
 def _page(status: int = 200, **context):
-    fragment = request.headers.get("X-Clientela-Fragment") == "report"
+    fragment = (request.headers.get("X-Clientela-Fragment") == "report"
+                or request.headers.get("X-Clientela-Progress") == "stream")
     context.setdefault("options", {"match": "email", "dry_run": False,
                                    "all_or_nothing": False})
     template = ("web/customer_import_report.html" if fragment
@@ -72,6 +78,8 @@ def import_customers():
         source, filename = request.stream, request.args.get("filename") or None
     if options["match"] not in transfer.MATCH_KEYS:
         return _page(422, options=options, file_error=_("Choose what identifies a customer."))
+    if request.headers.get("X-Clientela-Progress") == "stream":
+        return _streamed_import(source, filename, options)
     try:
         report = transfer.import_customers(
             source, filename=filename, format="csv", match=options["match"],
@@ -81,3 +89,56 @@ def import_customers():
         return _page(422, options=options, file_error=i18n.gettext(str(exc)))
     status = 422 if report.refused else 200
     return _page(status, options=options, report=report, rejected=rejected_rows(report))
+
+
+def _streamed_import(source, filename: str | None, options: dict[str, Any]) -> Response:
+    """Import while answering: ``progress <bytes read> <rows>`` lines after each batch,
+    then a ``report`` line and the report's HTML fragment (always status 200: the status
+    line is sent before the import ends; a refused file says so in the report).
+
+    The import runs in a worker thread in a copy of this request's context (tenant, user,
+    application, database session), so that this thread can send the lines as they come;
+    this thread does not touch the database until the worker is done.
+    """
+    events: queue.Queue = queue.Queue()
+    region = current_app.config.get("PHONE_DEFAULT_REGION")
+
+    def work() -> None:
+        try:
+            report = transfer.import_customers(
+                source, filename=filename, format="csv", match=options["match"],
+                all_or_nothing=options["all_or_nothing"], dry_run=options["dry_run"],
+                phone_region=region, batch_size=PROGRESS_BATCH,
+                progress=lambda rows, read: events.put(("progress", rows, read)))
+        except (transfer.ImportFileError, transfer.ImportFailed) as exc:
+            events.put(("error", str(exc)))
+        except BaseException as exc:  # the generator re-raises it in the request's thread
+            events.put(("crash", exc))
+        else:
+            events.put(("report", report))
+
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(work,),
+                              name="clientela-web-import", daemon=True)
+
+    def lines():
+        worker.start()
+        while True:
+            event = events.get()
+            if event[0] == "progress":
+                yield f"progress {event[2]} {event[1]}\n"
+                continue
+            worker.join()
+            yield "report\n"
+            if event[0] == "report":
+                report = event[1]
+                yield render_template("web/customer_import_report.html", report=report,
+                                      rejected=rejected_rows(report), shown_rows=SHOWN_ROWS)
+            elif event[0] == "error":
+                yield render_template("web/customer_import_report.html",
+                                      file_error=i18n.gettext(event[1]))
+            else:
+                raise event[1]
+            return
+
+    return Response(stream_with_context(lines()), mimetype="text/plain",
+                    headers={"X-Accel-Buffering": "no", "Cache-Control": "no-store"})
