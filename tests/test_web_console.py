@@ -29,9 +29,12 @@ def console_client(app, token: str):
 @pytest.fixture
 def console(hosted):
     app = hosted.app
+    before = app.config["LOGIN_RATE_LIMIT"]
     app.config["LOGIN_RATE_LIMIT"] = "10000 per minute"
     token = operator_token(hosted)
-    return app, token
+    yield app, token
+    app.config["LOGIN_RATE_LIMIT"] = before
+    app.extensions["clientela_limiter"].reset()  # forget the attempts counted meanwhile
 
 
 def test_console_needs_an_operator_token(console, hosted):

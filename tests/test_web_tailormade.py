@@ -8,6 +8,8 @@ import uuid
 
 import pytest
 
+from test_web_prm import login_throttle_lifted
+
 from clientela.core import services, tenancy
 from clientela.core.db import db
 from clientela.plugins.tailormade.models import (AutomationRule, CustomField, Webhook,
@@ -20,12 +22,8 @@ def _uid() -> str:
 
 @pytest.fixture(autouse=True)
 def many_logins(clientela_site):
-    """These tests log in often, from one address: lift the login throttle meanwhile."""
-    config = clientela_site.app.config
-    before = config["LOGIN_RATE_LIMIT"]
-    config["LOGIN_RATE_LIMIT"] = "10000 per minute"
-    yield
-    config["LOGIN_RATE_LIMIT"] = before
+    with login_throttle_lifted(clientela_site.app):
+        yield
 
 
 def make_records(site, tenant_id=None) -> dict:

@@ -15,7 +15,6 @@ from flask import flash, redirect, render_template, request, url_for
 from marshmallow import Schema
 from marshmallow import ValidationError as SchemaError
 
-from clientela.core import access
 from clientela.core.db import db
 from clientela.core.errors import Conflict, ValidationError
 from clientela.core.models import User
@@ -25,7 +24,7 @@ from clientela.core.web.i18n import _, _l
 from clientela.plugins.prm import schemas
 from clientela.plugins.prm import services as prm
 from clientela.plugins.prm.models import (COMMISSION_STATUSES, PARTNER_STATUSES, PARTNER_TYPES,
-                                          REGISTRATION_STATUSES, Commission, DealRegistration,
+                                          REGISTRATION_STATUSES, DealRegistration,
                                           Partner)
 
 bp = staff_blueprint("prm_web", __name__, "/partners")

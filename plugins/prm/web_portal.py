@@ -10,7 +10,6 @@ answers 404 exactly like one that does not exist.
 
 from __future__ import annotations
 
-import uuid
 
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 
