@@ -12,7 +12,13 @@ Installed with Clientela and registered under ``pytest11``, so a plugin's own te
   ``.messages`` holds what it received, ``.configure(app)`` points the app's mail driver
   at it for the test;
 - ``assert_tenant_isolated(app, path, make_record)``: proves that a record of one tenant
-  answers 404, for every method of the route, to another tenant's admin.
+  answers 404, for every method of the route, to another tenant's admin;
+- ``clientela_site``: the product with demo data served over HTTP on a local port (its own
+  database, one per session and backend), users of every staff role; ``.login(page, role)``
+  logs a browser tab in, ``.client(role)`` is a Flask test client logged in through the form;
+- ``clientela_browser`` / ``clientela_page``: headless Chromium (Debian's ``/usr/bin/chromium``)
+  driven by Playwright, a fresh tab per test that records script errors and CSP violations
+  in ``page.clientela_console_errors``; ``save_screenshot(page, name, site)``.
 
 PostgreSQL is found at ``CLIENTELA_TEST_PG`` (default: ``postgresql+psycopg://postgres@
 127.0.0.1:5432/postgres``); each session creates its own databases and drops them. When no
@@ -408,7 +414,8 @@ def clientela_site(clientela_backend, tmp_path_factory, clientela_pg_databases) 
         url = f"sqlite:///{home / 'clientela.db'}"
     else:
         url = clientela_pg_databases.create("site")
-    app = build_app(url, str(home))
+    # the tests log in many times from one address: the login rate limit is tested elsewhere
+    app = build_app(url, str(home), LOGIN_RATE_LIMIT="10000 per minute")
     app.config["TESTING"] = False  # errors are answered as users see them
     with app.app_context():
         tenant = services.create_tenant("default", name="Demo company")

@@ -51,3 +51,28 @@ def test_dashboard_switches_to_italian(clientela_page, clientela_site):
     page.get_by_label("Lingua").select_option("en")
     expect(page.get_by_role("heading", name="Customers by stage")).to_be_visible()
     assert not page.clientela_console_errors
+
+
+def test_keyboard_only_login_and_tablet_layout(clientela_browser, clientela_site):
+    """The login form is usable with the keyboard alone, and the main pages fit a tablet
+    (768 px wide, portrait) without sideways scrolling."""
+    site = clientela_site
+    context = clientela_browser.new_context(locale="en-GB", viewport={"width": 768, "height": 1024},
+                                            has_touch=True)
+    page = context.new_page()
+    try:
+        page.goto(site.url + "/app/login")
+        # the e-mail field has focus on arrival; Tab moves to the password, Enter submits
+        page.keyboard.type(site.email("analyst"))
+        page.keyboard.press("Tab")
+        page.keyboard.type(site.password)
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(r"/app/$"))
+        for path in ("/app/", "/app/customers"):
+            page.goto(site.url + path)
+            overflow = page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            assert overflow <= 0, f"{path} scrolls sideways by {overflow}px on a tablet"
+        save_screenshot(page, "tablet-customers", site)
+    finally:
+        context.close()

@@ -149,19 +149,30 @@ def login_page():
 
     error = None
     email = ""
+    status = 200
     if request.method == "POST":
         check_csrf()
         email = (request.form.get("email") or "").strip()
         try:
-            auth.login(email, request.form.get("password") or "")
+            user, _csrf = auth.login(email, request.form.get("password") or "")
         except Unauthorized:
-            error = _("Wrong e-mail or password.")
+            error, status = _("Wrong e-mail or password."), 401
         except RateLimited:
-            error = _("Too many attempts. Wait a minute and try again.")
+            error, status = _("Too many attempts. Wait a minute and try again."), 429
         else:
-            return redirect(safe_next(request.args.get("next")))
-    status = 401 if error else 200
+            return redirect(landing_page(user) or safe_next(request.args.get("next")))
     return render_template("web/login.html", error=error, email=email), status
+
+
+def landing_page(user) -> str | None:
+    """Where a user of a non-staff role lands after the login form: a web blueprint may
+    claim roles with ``blueprint.clientela_landing_roles = ("partner",)``; its ``index``
+    view is then the user's home (e.g. the partner portal) instead of the staff dashboard."""
+    roles = set(user.roles or [])
+    for blueprint in current_app.blueprints.values():
+        if roles & set(getattr(blueprint, "clientela_landing_roles", ())):
+            return url_for(f"{blueprint.name}.index")
+    return None
 
 
 def check_csrf() -> None:
@@ -200,6 +211,10 @@ def nav_items(section: str = "main") -> list[dict[str, Any]]:
         {"label": _l("Customers"), "endpoint": "web.customers", "order": 10,
          "permission": "customers:read"},
         {"label": _l("Plugins"), "endpoint": "web.plugins", "order": 90,
+         "section": "settings", "permission": "users:read"},
+        {"label": _l("Users"), "endpoint": "web.settings_users", "order": 10,
+         "section": "settings", "permission": "users:read"},
+        {"label": _l("Roles"), "endpoint": "web.settings_roles", "order": 20,
          "section": "settings", "permission": "users:read"},
     ]
     for answer in current_app.extensions["clientela"].hook.clientela_web_nav(principal=who):
@@ -345,7 +360,7 @@ bp.before_request(require_login)
 
 
 def init_app(app: Flask) -> None:
-    from clientela.core.web import customers  # noqa: F401  (the core's customer pages)
+    from clientela.core.web import customers, imports, settings  # noqa: F401  (core pages)
 
     ext = app.extensions["clientela"]
     ext.route_owners[bp.name] = "core"

@@ -31,9 +31,14 @@ LANGUAGE_NAMES = {"en": "English", "it": "Italiano", "es": "Español"}
 
 
 def translation_dirs(app: Flask) -> list[str]:
-    """The folders holding ``<locale>.po`` files: the core's and each enabled plugin's."""
+    """The folders holding ``<locale>.po`` files: the core's, the deployment profile's
+    (e.g. the hosted operator console's) and each enabled plugin's."""
     dirs = [os.path.join(os.path.dirname(__file__), "translations")]
     ext = app.extensions["clientela"]
+    profile_module = importlib.import_module(type(ext.profile).__module__)
+    folder = os.path.join(os.path.dirname(profile_module.__file__), "translations")
+    if os.path.isdir(folder):
+        dirs.append(folder)
     for info in ext.plugins.enabled():
         module = info.module or importlib.import_module(info.module_name)
         folder = os.path.join(os.path.dirname(module.__file__), "translations")

@@ -41,6 +41,9 @@ class HostedProfile(Profile):
             rls.install(db.engine)
         _install_quota_listeners()
         operator.init_app(app)
+        from clientela.deployments.hosted import console
+
+        console.init_app(app)
 
     def after_upgrade(self, app: Flask, connection: sa.Connection) -> None:
         from clientela.deployments.hosted import rls

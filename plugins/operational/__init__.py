@@ -230,3 +230,5 @@ def clientela_contact_allowed(customer, channel, purpose):
     from clientela.plugins.operational import campaigns
 
     return campaigns.contact_allowed(customer, channel, purpose)
+
+from clientela.plugins.operational.web_hooks import *  # noqa: E402,F401,F403  (the web UI)

@@ -159,3 +159,4 @@ def clientela_customer_merged_precommit(survivor, merged_id):
     from clientela.plugins.prm import services
 
     services.merge_into(survivor, merged_id)
+from clientela.plugins.prm.web_hooks import *  # noqa: F401,F403,E402

@@ -159,3 +159,4 @@ def clientela_customer_erase(customer):
     from clientela.plugins.tailormade import custom_objects, webhooks
 
     return {**webhooks.erase_for(customer), **custom_objects.erase_for(customer)}
+from clientela.plugins.tailormade.web_hooks import *  # noqa: F401,F403,E402

@@ -1,0 +1,135 @@
+"""The web UI's foundations through HTTP (Flask test client), on SQLite and PostgreSQL:
+login and sessions, CSRF, the Content-Security-Policy, error pages, languages."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+import clientela.core
+from clientela.core.web import messages
+
+ROOT = os.path.dirname(os.path.dirname(clientela.core.__file__))
+TRANSLATED = ["core/web"] + [
+    os.path.join("plugins", name) for name in sorted(os.listdir(os.path.join(ROOT, "plugins")))
+    if os.path.exists(os.path.join(ROOT, "plugins", name, "__init__.py"))
+] + ["deployments/hosted", "deployments/onprem"]
+
+
+@pytest.mark.parametrize("package", TRANSLATED)
+def test_every_string_has_an_italian_and_a_spanish_translation(package):
+    problems = messages.missing(os.path.join(ROOT, package))
+    assert not problems, "\n".join(f"{locale}: {line}" for locale, lines in problems.items()
+                                   for line in lines)
+
+
+def test_the_check_finds_a_missing_translation(tmp_path):
+    (tmp_path / "templates" / "x").mkdir(parents=True)
+    (tmp_path / "templates" / "x" / "page.html").write_text('{{ _("A brand new string") }}')
+    (tmp_path / "view.py").write_text('from clientela.core.web.i18n import _\n_("Another")\n')
+    problems = messages.missing(str(tmp_path))
+    assert set(problems) == {"it", "es"}
+    assert any("A brand new string" in line for line in problems["it"])
+    assert any("Another" in line for line in problems["es"])
+    messages.update(str(tmp_path))
+    po = (tmp_path / "translations" / "it.po").read_text()
+    assert 'msgid "A brand new string"' in po
+    po = po.replace('msgid "A brand new string"\nmsgstr ""',
+                    'msgid "A brand new string"\nmsgstr "Una stringa nuova"')
+    (tmp_path / "translations" / "it.po").write_text(po)
+    problems = messages.missing(str(tmp_path))
+    assert "it" in problems and not any("brand new" in line for line in problems["it"])
+
+
+def _token(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def test_login_needs_the_csrf_token_and_the_right_password(clientela_site):
+    client = clientela_site.app.test_client()
+    page = client.get("/app/login")
+    assert page.status_code == 200
+    email = clientela_site.email("admin")
+    good = {"email": email, "password": clientela_site.password}
+    assert client.post("/app/login", data=good).status_code == 403
+    wrong = client.post("/app/login", data={**good, "password": "nope", "csrf_token": _token(page.text)})
+    assert wrong.status_code == 401 and "Wrong e-mail or password" in wrong.text
+    done = client.post("/app/login?next=//evil.example/x", data={**good, "csrf_token": _token(page.text)})
+    assert done.status_code == 302 and done.headers["Location"] == "/app/"  # stays on the site
+    cookie = done.headers.get("Set-Cookie", "")
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert client.get("/app/").status_code == 200
+
+
+def test_pages_need_a_session(clientela_site):
+    client = clientela_site.app.test_client()
+    answer = client.get("/app/customers?q=x")
+    assert answer.status_code == 302 and "/app/login?next=" in answer.headers["Location"]
+    assert client.post("/app/locale", data={"locale": "it"}).status_code == 401
+    # an API token is no way into the pages' unsafe methods without the session's token
+    assert client.get("/").headers["Location"].endswith("/app/")
+
+
+def test_unsafe_requests_need_the_sessions_csrf_token(clientela_site):
+    client = clientela_site.client("analyst")
+    assert client.post("/app/locale", data={"locale": "es"}).status_code == 403
+    assert client.post("/app/locale", data={"locale": "es", "csrf_token": "forged"}).status_code == 403
+    answer = client.post("/app/locale", data={"locale": "es", "csrf_token": client.csrf,
+                                              "next": "/app/"})
+    assert answer.status_code == 302
+    assert "Clientes por etapa" in client.get("/app/").text
+    bad = client.post("/app/locale", data={"locale": "fr", "csrf_token": client.csrf})
+    assert bad.status_code == 422 and "Elige uno de los idiomas" in bad.text
+    client.post("/app/locale", data={"locale": "en", "csrf_token": client.csrf})
+
+
+def test_every_page_has_a_csp_without_inline_script(clientela_site):
+    client = clientela_site.client("admin")
+    for path in ("/app/", "/app/customers", "/app/settings/plugins", "/app/login"):
+        answer = client.get(path)
+        csp = answer.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp, path
+        assert answer.headers["X-Frame-Options"] == "DENY"
+        html = answer.text
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), f"inline script on {path}"
+        assert not re.search(r"\sstyle=", html), f"inline style on {path}"
+        assert not re.search(r"\son[a-z]+=", html), f"inline handler on {path}"
+
+
+def test_errors_are_pages_not_tracebacks(clientela_site):
+    client = clientela_site.client("admin")
+    missing = client.get("/app/customers/00000000-0000-0000-0000-000000000000")
+    assert missing.status_code == 404 and missing.mimetype == "text/html"
+    assert "does not exist" in missing.text
+    assert client.get("/app/customers/not-an-id").status_code == 404
+    assert client.get("/app/no-such-page").status_code == 404
+    # the API still answers JSON
+    assert client.get("/api/v1/no-such-route").mimetype == "application/json"
+
+
+def test_a_role_without_the_permission_gets_403(clientela_site):
+    client = clientela_site.client("sales")
+    answer = client.get("/app/settings/plugins")
+    assert answer.status_code == 403 and "not allowed" in answer.text
+    nav = client.get("/app/").text
+    assert "/app/settings/plugins" not in nav  # not offered either
+
+
+def test_dates_and_numbers_follow_the_language(clientela_site):
+    import datetime as dt
+
+    from clientela.core.web import i18n
+
+    app = clientela_site.app
+    moment = dt.datetime(2026, 3, 4, 15, 30, tzinfo=dt.timezone.utc)
+    shown = {}
+    for locale in ("en", "it", "es"):
+        with app.test_request_context("/app/", headers={"Accept-Language": locale}):
+            shown[locale] = (i18n.format_money(1234.5, "EUR"), i18n.format_date(moment),
+                             i18n.format_number(1234567.891, 2))
+    assert shown["en"] == ("€1,234.50", "Mar 4, 2026", "1,234,567.89")
+    assert shown["it"] == ("1.234,50\xa0€", "4 mar 2026", "1.234.567,89")
+    assert shown["es"][0] == "1.234,50\xa0€" and shown["es"][2] == "1.234.567,89"
+    assert shown["es"][1] == "4 mar 2026"
