@@ -103,6 +103,7 @@ def other_tenant(clientela_site):
 def test_inbox_lists_messages_with_filters(clientela_site):
     site = clientela_site
     _, item_id = inbound_item(site, f"Listed{uuid.uuid4().hex[:6]}")
+    phone_customer, _ = inbound_item(site, f"Called{uuid.uuid4().hex[:6]}", channel="phone")
     client = staff(site, "admin")
     for view in ("open", "mine", "team", "all"):
         page = client.get(f"{INBOX}?view={view}")
@@ -115,7 +116,9 @@ def test_inbox_lists_messages_with_filters(clientela_site):
     # the navigation offers the inbox to whom may read it, and the channel label is translated
     assert 'href="/app/inbox"' in client.get("/app/").text
     italian = client.get(f"{INBOX}?view=all", headers={"Accept-Language": "it"}).text
-    assert "E-mail" in italian and "Aperto" in italian
+    assert "Posta in arrivo" in italian and "E-mail" in italian
+    assert "Telefonata" in staff(site, "admin").get(
+        f"/app/customers/{phone_customer}", headers={"Accept-Language": "it"}).text
 
 
 def test_inbox_needs_the_inbox_permission(clientela_site):
