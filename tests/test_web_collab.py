@@ -103,6 +103,7 @@ def other_tenant(clientela_site):
 def test_inbox_lists_messages_with_filters(clientela_site):
     site = clientela_site
     _, item_id = inbound_item(site, f"Listed{uuid.uuid4().hex[:6]}")
+    phone_customer, _ = inbound_item(site, f"Called{uuid.uuid4().hex[:6]}", channel="phone")
     client = staff(site, "admin")
     for view in ("open", "mine", "team", "all"):
         page = client.get(f"{INBOX}?view={view}")
@@ -115,7 +116,9 @@ def test_inbox_lists_messages_with_filters(clientela_site):
     # the navigation offers the inbox to whom may read it, and the channel label is translated
     assert 'href="/app/inbox"' in client.get("/app/").text
     italian = client.get(f"{INBOX}?view=all", headers={"Accept-Language": "it"}).text
-    assert "E-mail" in italian and "Aperto" in italian
+    assert "Posta in arrivo" in italian and "E-mail" in italian
+    assert "Telefonata" in staff(site, "admin").get(
+        f"/app/customers/{phone_customer}", headers={"Accept-Language": "it"}).text
 
 
 def test_inbox_needs_the_inbox_permission(clientela_site):
@@ -493,3 +496,66 @@ def test_catalogues_are_complete():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     for package in ("plugins/collaborative", "plugins/analytical"):
         assert messages.missing(os.path.join(root, package)) == {}, package
+
+
+def test_portal_invitation_sets_the_password_once(clientela_site):
+    import datetime as dt
+
+    from clientela.plugins.collaborative import portal
+    from clientela.plugins.collaborative.collab_models import PortalAccount
+
+    site = clientela_site
+    with in_tenant(site):
+        customer = new_customer(f"Invited{uuid.uuid4().hex[:6]}")
+        account = PortalAccount(customer_id=customer.id, email=customer.email, status="invited")
+        db.session.add(account)
+        db.session.flush()
+        raw = portal.new_token(account, "invite", dt.timedelta(hours=1))
+        email, name = customer.email, customer.display_name
+    client = site.app.test_client()
+    client.environ_base.update(ip())
+    page = client.get("/portal/invitation")
+    assert page.status_code == 200 and 'data-token-form' in page.text
+    token = csrf_of(page.text)
+    short = client.post("/portal/invitation", data={"token": raw, "password": "short",
+                                                    "csrf_token": token})
+    assert short.status_code == 422 and 'aria-invalid="true"' in short.text
+    answer = client.post("/portal/invitation", data={"token": raw, "password": "a-new-pass-42",
+                                                     "csrf_token": token})
+    assert answer.status_code == 302
+    assert name in client.get("/portal/").text
+    again = site.app.test_client()
+    token = csrf_of(again.get("/portal/invitation").text)
+    assert again.post("/portal/invitation", data={"token": raw, "password": "other-pass-42",
+                                                  "csrf_token": token}).status_code == 401
+    assert portal_client(site, email, "a-new-pass-42").get("/portal/").status_code == 200
+
+
+def test_a_portal_session_of_another_tenant_reaches_only_its_own_customer(
+        clientela_site, portal_world, other_tenant):
+    from clientela.plugins.collaborative import portal
+    from clientela.plugins.collaborative.collab_models import PortalAccount
+
+    site = clientela_site
+    with in_tenant(site, other_tenant["tenant_id"]):
+        account = db.session.execute(db.select(PortalAccount).where(
+            PortalAccount.customer_id == other_tenant["customer_id"])).scalar_one()
+        raw = portal.open_session(account, "test")["token"]
+        foreign_email = account.email
+    client = site.app.test_client()
+    client.set_cookie("clientela_portal", raw, path="/portal")
+    assert client.get("/portal/").status_code == 200
+    assert client.get(f"/portal/cases/{other_tenant['case_id']}").status_code == 200
+    a = portal_world["A"]
+    for path in (f"/portal/cases/{a['case_id']}", f"/portal/messages/{a['interaction_id']}"):
+        page = client.get(path)
+        assert page.status_code == 404 and a["marker"] not in page.text
+    assert a["marker"] not in client.get("/portal/cases").text
+    # the other tenant's account cannot log in to this instance's (on-premise) portal
+    login = site.app.test_client()
+    login.environ_base.update(ip())
+    token = csrf_of(login.get("/portal/login").text)
+    answer = login.post("/portal/login", data={"email": foreign_email,
+                                               "password": "portal-pass-123",
+                                               "csrf_token": token})
+    assert answer.status_code == 401

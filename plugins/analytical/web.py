@@ -36,7 +36,7 @@ SEGMENT_LABELS = {
     "About to sleep": _l("About to sleep"), "Can't lose them": _l("Can't lose them"),
     "At risk": _l("At risk"), "Hibernating": _l("Hibernating"),
 }
-CHURN_LABELS = {"low": _l("Low"), "medium": _l("Medium"), "high": _l("High")}
+CHURN_LABELS = {"low": _l("Low risk"), "medium": _l("Medium risk"), "high": _l("High risk")}
 
 
 def segment_label(name: str | None) -> str:

@@ -18,7 +18,7 @@ from clientela.core import customers as customer_service
 from clientela.core.db import db
 from clientela.core.errors import ValidationError
 from clientela.core.models import Interaction, User
-from clientela.core.web import (field_errors, parse_id, principal, requires, staff_blueprint)
+from clientela.core.web import field_errors, parse_id, principal, requires, staff_blueprint
 from clientela.core.web.i18n import _, _l
 from clientela.plugins.collaborative import inbox, teams
 from clientela.plugins.collaborative.collab_models import INBOX_STATUSES, InboxItem, Team

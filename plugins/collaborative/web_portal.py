@@ -18,13 +18,14 @@ from flask import (Blueprint, current_app, flash, g, redirect, render_template, 
                    url_for)
 from werkzeug.exceptions import HTTPException
 
+from clientela.core import customers as customer_service
 from clientela.core import tenancy
 from clientela.core.api.auth import check_login_rate
 from clientela.core.db import db
 from clientela.core.errors import (ClientelaError, CrossTenantError, NoTenantError, NotFound,
                                    RateLimited, Unauthorized, ValidationError)
 from clientela.core.models import Tenant
-from clientela.core.web import check_csrf, csrf_token, field_errors, parse_id
+from clientela.core.web import check_csrf, field_errors, parse_id
 from clientela.core.web.i18n import _, _l
 from clientela.plugins.collaborative import consent, portal
 from clientela.plugins.collaborative.collab_models import CONSENT_PURPOSES
@@ -298,8 +299,6 @@ def case(case_id: str):
 def messages():
     page = max(1, request.args.get("page", 1, type=int) or 1)
     stmt = portal.interactions_query(account())
-    from clientela.core import customers as customer_service
-
     rows, total = customer_service.page(stmt, page, 20)
     return render_template("collaborative/portal/messages.html", messages=rows, page=page,
                            pages=max(1, (total + 19) // 20), args={})
