@@ -99,7 +99,7 @@ _LAST = ["Rossi", "Bianchi", "Ferrari", "Esposito", "Romano", "Colombo", "Ricci"
          "Greco", "Bruno", "Gallo", "Conti", "García", "Smith"]
 _ORGS = ["Tessitura Lariana", "Meccanica Bresciana", "Ceramiche Sassuolo", "Calzaturificio Brenta",
          "Mobilificio Brianza", "Oleificio Sabino"]
-_CHANNELS = ["phone", "email", "in_person", "letter", "web", "portal"]
+_CHANNELS = ["phone", "email", "in_person", "letter", "web_form", "portal"]
 
 
 @hookimpl

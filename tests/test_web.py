@@ -133,3 +133,22 @@ def test_dates_and_numbers_follow_the_language(clientela_site):
     assert shown["it"] == ("1.234,50\xa0€", "4 mar 2026", "1.234.567,89")
     assert shown["es"][0] == "1.234,50\xa0€" and shown["es"][2] == "1.234.567,89"
     assert shown["es"][1] == "4 mar 2026"
+
+
+def test_a_string_has_one_translation_across_packages():
+    """The catalogues of the core and the plugins are merged into one per language: the
+    same English string must not be translated two ways (the product's words stay one)."""
+    from babel.messages.pofile import read_po
+
+    for locale in ("it", "es"):
+        seen: dict[str, dict[str, str]] = {}
+        for package in TRANSLATED:
+            path = os.path.join(ROOT, package, "translations", f"{locale}.po")
+            if not os.path.exists(path):
+                continue
+            with open(path, "rb") as fh:
+                for message in read_po(fh, locale=locale):
+                    if message.id and isinstance(message.id, str) and message.string:
+                        seen.setdefault(message.id, {})[package] = message.string
+        clashes = {msgid: where for msgid, where in seen.items() if len(set(where.values())) > 1}
+        assert not clashes, f"{locale}: {clashes}"

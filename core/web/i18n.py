@@ -61,11 +61,13 @@ def load_catalogs(dirs: Iterable[str]) -> dict[str, dict]:
             for message in catalog:
                 if not message.id or not message.string:
                     continue
+                # the first catalogue wins (the core's, then plugins in order); a test keeps
+                # one translation per string across packages
                 if isinstance(message.id, (tuple, list)):
                     if all(message.string):
-                        messages[tuple(message.id)] = tuple(message.string)
+                        messages.setdefault(tuple(message.id), tuple(message.string))
                 else:
-                    messages[message.id] = message.string
+                    messages.setdefault(message.id, message.string)
     return catalogs
 
 
@@ -94,19 +96,25 @@ def _catalog() -> dict:
 
 
 def gettext(message: str, **variables) -> str:
-    text = _catalog().get(message, message) if has_request_context() else message
+    text = _translate(message)
     return text % variables if variables else text
 
 
 def ngettext(singular: str, plural: str, num: int, **variables) -> str:
+    # English, Italian and Spanish have two forms: one, and everything else
     variables.setdefault("num", num)
+    return _translate_plural(singular, plural, num) % variables
+
+
+def _translate(message: str) -> str:
+    return _catalog().get(message, message) if has_request_context() else message
+
+
+def _translate_plural(singular: str, plural: str, num: int) -> str:
     forms = _catalog().get((singular, plural)) if has_request_context() else None
     if forms:
-        # English, Italian and Spanish have two forms: one, and everything else
-        text = forms[0] if num == 1 else forms[1]
-    else:
-        text = singular if num == 1 else plural
-    return text % variables
+        return forms[0] if num == 1 else forms[1]
+    return singular if num == 1 else plural
 
 
 def lazy_gettext(message: str, **variables) -> LazyProxy:
@@ -185,7 +193,10 @@ def init_app(app: Flask) -> None:
     app.extensions["clientela_web_i18n"] = load_catalogs(translation_dirs(app))
     env = app.jinja_env
     env.add_extension("jinja2.ext.i18n")
-    env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
+    # newstyle: Jinja itself fills in ``%(name)s`` from the call's keyword arguments (all
+    # of them, for plurals too), so it gets functions that only translate
+    env.install_gettext_callables(_translate, _translate_plural,  # type: ignore[attr-defined]
+                                  newstyle=True)
     env.filters.update(
         number=format_number, percent=format_percent, money=format_money,
         datetime=format_datetime, date=format_date, timedelta=format_timedelta,
