@@ -152,3 +152,32 @@ def test_a_string_has_one_translation_across_packages():
                         seen.setdefault(message.id, {})[package] = message.string
         clashes = {msgid: where for msgid, where in seen.items() if len(set(where.values())) > 1}
         assert not clashes, f"{locale}: {clashes}"
+
+
+def test_a_disabled_plugins_pages_disappear(backend, fresh_database_url, tmp_path):
+    """With the PRM and analytical plugins disabled their pages answer 404, and neither
+    their navigation entries nor their dashboard widgets are offered."""
+    from clientela.core import services, tenancy
+    from clientela.core.db import db
+    from clientela.testing import LiveSite, build_app
+
+    app = build_app(fresh_database_url(backend), str(tmp_path),
+                    PLUGINS_DISABLED=["prm", "analytical"], LOGIN_RATE_LIMIT="1000 per minute")
+    with app.app_context():
+        tenant = services.create_tenant("default")
+        site = LiveSite(app=app, url="", tenant_id=tenant.id, backend=backend)
+        with tenancy.tenant_context(tenant.id):
+            services.create_user("admin@demo.example", roles=["admin"], password=site.password)
+            db.session.commit()
+        site.users["admin"] = "admin@demo.example"
+    client = site.client("admin")
+    dashboard = client.get("/app/").text
+    assert "/app/deals" in dashboard  # operational is still there
+    for gone in ("/app/partners", "/app/analytics"):
+        assert gone not in dashboard
+    assert "RFM" not in dashboard
+    assert client.get("/app/partners/").status_code == 404
+    assert client.get("/app/analytics/segments").status_code == 404
+    assert client.get("/partner/").status_code == 404
+    with app.app_context():
+        db.engine.dispose()

@@ -189,6 +189,9 @@ def login(email: str, password: str) -> tuple[User, str]:
         db.session.add(AuditEvent(actor_id=user.id, action="login", entity_type="users",
                                   entity_id=user.id, changes={}, origin="api"))
         db.session.commit()
+        # reload what the caller reads while the tenant is set: under Row-Level Security
+        # the expired row cannot be refreshed outside the tenant's context
+        db.session.refresh(user)
     session.clear()
     session["user_id"] = str(user.id)
     session["tenant_id"] = str(tenant.id)
