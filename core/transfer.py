@@ -1140,13 +1140,13 @@ _LENGTHS = {c.name: c.type.length for c in Customer.__table__.columns
             if isinstance(c.type, sa.String) and c.type.length}
 
 
+_LENGTH_ITEMS = tuple(_LENGTHS.items())
+
+
 def _length_problems(values: dict[str, Any]) -> list[tuple[str, str]]:
-    problems = []
-    for name, limit in _LENGTHS.items():
-        value = values.get(name)
-        if value is not None and len(value) > limit:
-            problems.append((name, f"use at most {limit} characters"))
-    return problems
+    get = values.get
+    return [(name, f"use at most {limit} characters") for name, limit in _LENGTH_ITEMS
+            if (value := get(name)) is not None and len(value) > limit]
 
 
 @dataclasses.dataclass

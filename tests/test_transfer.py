@@ -580,3 +580,33 @@ def test_import_help_lists_the_options(backend, fresh_database_url, tmp_path):
     for option in ("--mapping", "--match", "--dry-run", "--all-or-nothing", "--report",
                    "--delimiter", "--save-mapping"):
         assert option in result.output
+
+
+# --- phone numbers (core/phones.py: fast path and cache) ---------------------
+
+
+def test_phones_in_every_form_are_stored_in_e164_and_bad_ones_reported(tenant):
+    from clientela.core import phones
+
+    phones.to_e164.cache_clear()
+    rows = [["E-mail", "First name", "Phone"],
+            ["a@example.com", "A", "+39 06 1234 5678"],      # fast path
+            ["b@example.com", "B", "+39 06 1234 5678"],      # the same text: the cache
+            ["c@example.com", "C", "+1 (415) 555-0100"],     # fast path, punctuation
+            ["d@example.com", "D", "+44 (0)20 7946 0958"],   # fast path, national prefix
+            ["e@example.com", "E", "06 1234 5679"],          # national: phonenumbers, region
+            ["f@example.com", "F", "+1 415 555 0101 ext 9"],  # extension: phonenumbers
+            ["g@example.com", "G", "+39 12"],                # too short: refused
+            ["h@example.com", "H", "+999 1234 5678"]]        # no such calling code: refused
+    report = transfer.import_customers(csv_text(*rows), phone_region="IT")
+    assert (report.created, report.failed) == (6, 2)
+    assert {(e.row, e.field) for e in report.errors} == {(8, "phone"), (9, "phone")}
+    stored = {c.email: c.phone for c in customers()}
+    assert stored == {"a@example.com": "+390612345678", "b@example.com": "+390612345678",
+                      "c@example.com": "+14155550100", "d@example.com": "+442079460958",
+                      "e@example.com": "+390612345679", "f@example.com": "+14155550101"}
+    assert phones.to_e164.cache_info().hits >= 1
+    # the same national number without a region is refused, not answered from the cache
+    report = transfer.import_customers(csv_text(rows[0], ["x@example.com", "X", "06 1234 5679"]))
+    assert (report.created, report.failed) == (0, 1)
+    assert "+country code" in report.errors[0].message
