@@ -50,14 +50,19 @@ def _compress(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     return [unique[:, i] for i in range(unique.shape[1])], counts.astype(float)
 
 
-def _minimise(negative_ll, start: np.ndarray) -> tuple[np.ndarray, float, bool]:
+def _minimise(negative_ll, start: np.ndarray, with_gradient: bool = False
+              ) -> tuple[np.ndarray, float, bool]:
     """Minimise over log-parameters (all parameters are positive) with L-BFGS-B, tight
-    tolerances; Nelder-Mead from there only when it reports no convergence."""
-    best = optimize.minimize(negative_ll, np.log(start), method="L-BFGS-B",
+    tolerances; Nelder-Mead from there only when it reports no convergence.
+
+    ``with_gradient``: ``negative_ll`` returns ``(value, gradient)`` (a fraction of the
+    evaluations finite differences need)."""
+    best = optimize.minimize(negative_ll, np.log(start), method="L-BFGS-B", jac=with_gradient,
                              options={"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-9})
     converged = bool(best.success)
     if not converged:
-        polish = optimize.minimize(negative_ll, best.x, method="Nelder-Mead",
+        value_only = (lambda v: negative_ll(v)[0]) if with_gradient else negative_ll
+        polish = optimize.minimize(value_only, best.x, method="Nelder-Mead",
                                    options={"maxiter": 20000, "xatol": 1e-10, "fatol": 1e-10})
         converged = bool(polish.success)
         if polish.fun <= best.fun:
@@ -167,26 +172,50 @@ class _BgnbdData:
         self.ut, tr_index = np.unique(ct[rep], return_inverse=True)
         self.tr_index = tr_index
 
-    def log_likelihood(self, r: float, alpha: float, a: float, b: float) -> float:
+    def log_likelihood(self, r: float, alpha: float, a: float, b: float
+                       ) -> tuple[float, np.ndarray]:
+        """The log-likelihood and its gradient in (r, alpha, a, b)."""
         # an optimiser's step may overflow; the caller maps a non-finite value to "worst"
         with np.errstate(all="ignore"):
             return self._log_likelihood(r, alpha, a, b)
 
-    def _log_likelihood(self, r: float, alpha: float, a: float, b: float) -> float:
-        ux = self.ux
+    def _log_likelihood(self, r: float, alpha: float, a: float, b: float
+                        ) -> tuple[float, np.ndarray]:
+        ux, wx = self.ux, self.wx
         per_x = (special.gammaln(r + ux) - special.gammaln(r) + r * np.log(alpha)
                  + special.gammaln(a + b) + special.gammaln(b + ux) - special.gammaln(b)
                  - special.gammaln(a + b + ux))
+        psi_ab_x = special.digamma(a + b + ux)
+        grad = np.array([
+            np.dot(wx, special.digamma(r + ux) - special.digamma(r) + np.log(alpha)),
+            r / alpha * wx.sum(),
+            np.dot(wx, special.digamma(a + b) - psi_ab_x),
+            np.dot(wx, special.digamma(a + b) + special.digamma(b + ux) - special.digamma(b)
+                   - psi_ab_x)])
         log_T = np.log(alpha + self.uT)
-        total = float(np.dot(self.wx, per_x)) - r * float(np.dot(self.w0_by_T, log_T))
+        # one-time buyers: -r log(alpha + T)
+        total = float(np.dot(wx, per_x)) - r * float(np.dot(self.w0_by_T, log_T))
+        grad[0] -= np.dot(self.w0_by_T, log_T)
+        grad[1] -= r * np.dot(self.w0_by_T, 1 / (alpha + self.uT))
         if len(self.xr):
+            # repeat buyers: log(exp(a3) + exp(a4)); its derivative weighs a3's and a4's
+            # by their shares of the sum
             log_b = np.log(b + ux - 1)  # only read for x > 0
             power = r + self.xr
-            a3 = -power * log_T[self.Tr_index]
-            a4 = (np.log(a) - log_b[self.xr_index]
-                  - power * np.log(alpha + self.ut)[self.tr_index])
-            total += float(np.dot(self.wr, np.logaddexp(a3, a4)))
-        return total
+            log_t = np.log(alpha + self.ut)[self.tr_index]
+            log_Tr = log_T[self.Tr_index]
+            a3 = -power * log_Tr
+            a4 = np.log(a) - log_b[self.xr_index] - power * log_t
+            both = np.logaddexp(a3, a4)
+            total += float(np.dot(self.wr, both))
+            w4 = self.wr * np.exp(a4 - both)
+            w3 = self.wr - w4
+            grad[0] -= np.dot(w3, log_Tr) + np.dot(w4, log_t)
+            grad[1] -= (np.dot(w3 * power, 1 / (alpha + self.uT)[self.Tr_index])
+                        + np.dot(w4 * power, 1 / (alpha + self.ut)[self.tr_index]))
+            grad[2] += w4.sum() / a
+            grad[3] -= np.dot(w4, 1 / (b + self.xr - 1))
+        return total, grad
 
 
 def fit_bgnbd(x, t_x, T) -> BetaGeoFit:
@@ -201,11 +230,14 @@ def fit_bgnbd(x, t_x, T) -> BetaGeoFit:
     scale = float(np.mean(T)) or 1.0
 
     def negative(log_params):
-        value = -data.log_likelihood(*np.exp(log_params))
-        return value if np.isfinite(value) else 1e300
+        params = np.exp(log_params)
+        value, grad = data.log_likelihood(*params)
+        if not (np.isfinite(value) and np.all(np.isfinite(grad))):
+            return 1e300, np.zeros(4)
+        return -value, -grad * params  # the chain rule for log-parameters
 
     start = np.array([1.0, scale, 1.0, 1.0])
-    (r, alpha, a, b), nll, ok = _minimise(negative, start)
+    (r, alpha, a, b), nll, ok = _minimise(negative, start, with_gradient=True)
     return BetaGeoFit(float(r), float(alpha), float(a), float(b), -nll, len(x), ok)
 
 
