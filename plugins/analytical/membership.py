@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import time
 import uuid
 from typing import Any
@@ -26,6 +27,8 @@ from clientela.core.db import db, utcnow
 from clientela.core.errors import NotFound, ValidationError
 from clientela.plugins.analytical import segments, warehouse
 from clientela.plugins.analytical.models import AnalyticalSegment
+
+log = logging.getLogger(__name__)
 
 #: the figures kept with each member (as of the refresh): what the CSV export shows
 FIGURES = ("stage", "orders", "revenue", "rfm_segment", "clv", "churn_risk")
@@ -88,6 +91,14 @@ def refresh(segment_ids: list[uuid.UUID] | None = None) -> list[dict[str, Any]]:
             try:
                 reports.append(_materialise(con, segment))
                 con.execute("COMMIT")
+            except ValidationError as exc:
+                con.execute("ROLLBACK")
+                if segment_ids is not None:
+                    raise
+                # one segment that cannot be evaluated now (a BG/NBD rule with too few
+                # repeat buyers) keeps its previous list and does not stop the others
+                log.warning("segment %s (%s) not refreshed: %s", segment.id, segment.name,
+                            exc)
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
