@@ -223,3 +223,22 @@ def test_the_refresh_segments_command(backend, fresh_database_url, tmp_path):
     assert os.path.exists(home / "tenants" / str(tenant_id) / "warehouse.duckdb")
     missing = invoke("warehouse", "refresh-segments", "--segment", str(uuid.uuid4()))
     assert missing.exit_code != 0 and "segment not found" in missing.output
+
+
+def test_a_segment_that_cannot_be_evaluated_does_not_stop_the_job(app, api):
+    # no purchases at all: no BG/NBD model can be fitted, so a p_alive rule cannot be
+    # evaluated; the other segment is still refreshed, and asking for the first says why
+    people = [api.customer(first_name=f"P{i}")["id"] for i in range(3)]
+    alive = api.post("/api/v1/segments", json={"name": "Alive", "rules": [
+        {"field": "p_alive", "op": "gt", "value": 0.5}]}).json
+    everyone = api.post("/api/v1/segments", json={"name": "Everyone", "rules": [
+        {"field": "stage", "op": "present"}]}).json
+    with tenancy.tenant_context(api.tenant.id):
+        warehouse.refresh()
+        run_job(app, api.tenant.id)
+        assert sorted(str(r[0]) for r in stored(everyone["id"])) == sorted(people)
+        with warehouse.connect() as con:
+            assert con.execute("SELECT segment_id FROM segment_refresh").fetchall() == [
+                (uuid.UUID(everyone["id"]),)]
+    refused = api.post(f"/api/v1/segments/{alive['id']}/refresh")
+    assert refused.status_code == 422, refused.json
