@@ -579,7 +579,10 @@ def clientela_segments() -> list[dict] | None:
 
 @hookspec(firstresult=True)
 def clientela_segment_members(segment_id: str) -> list | None:
-    """The customer ids in a segment, evaluated now (question hook; first answer wins).
+    """The customer ids in a segment (question hook; first answer wins).
+
+    A plugin answers its current list: evaluated now, or as it last materialised it (the
+    analytical plugin stores each segment's members and refreshes them by a job).
 
     :param segment_id: an ``id`` from ``clientela_segments``.
     :returns: a list of customer ids (``uuid.UUID``) of the current tenant, or ``None``

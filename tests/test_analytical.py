@@ -594,7 +594,8 @@ def test_profile_export_and_erase_hooks(api, tmp_path):
     erased = api.post(f"/api/v1/customers/{ids['A']}/erase")
     assert erased.status_code == 200, erased.json
     assert erased.json["plugins"]["analytical"] == {"customers_anonymised": 1,
-                                                    "attributes_deleted": 1}
+                                                    "attributes_deleted": 1,
+                                                    "segment_memberships_deleted": 0}
     with warehouse.connect() as con:
         assert con.execute("SELECT display_name, email, external_id FROM dim_customer WHERE "
                            "customer_id = ?", [str(ids["A"])]).fetchall()[0] == (

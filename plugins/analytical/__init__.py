@@ -47,6 +47,13 @@ def refresh_warehouse():
     warehouse.refresh()
 
 
+def refresh_segments(segment_id=None):
+    """The scheduled segment refresh: materialise every saved segment's members (or one)."""
+    from clientela.plugins.analytical import membership
+
+    membership.refresh_segments(segment_id)
+
+
 @hookimpl
 def clientela_models(register):
     from clientela.plugins.analytical.models import MODELS
@@ -96,6 +103,9 @@ def clientela_jobs(register):
     # hourly, at a minute of its own; the refresh is incremental, so it is cheap when idle
     register(refresh_warehouse, name="analytical.refresh_warehouse", retries=2,
              retry_delay=60, schedule={"minute": "7"})
+    # ten minutes after the warehouse refresh, so the lists see the data it loaded
+    register(refresh_segments, name="analytical.refresh_segments", retries=2,
+             retry_delay=60, schedule={"minute": "17"})
 
 
 @hookimpl
@@ -153,20 +163,24 @@ SEGMENT_PREFIX = "analytical:"
 
 @hookimpl
 def clientela_segments():
-    """The tenant's saved segments, for campaigns (ids ``analytical:<uuid>``; no size: it
-    is known only by evaluating the rules, which ``clientela_segment_members`` does)."""
+    """The tenant's saved segments, for campaigns (ids ``analytical:<uuid>``); ``size`` is
+    the count of the materialised membership, ``None`` until the segment's current rules
+    have been materialised (or while the warehouse is busy)."""
     from clientela.core.db import db
+    from clientela.plugins.analytical import membership
     from clientela.plugins.analytical.models import AnalyticalSegment
 
     saved = db.session.execute(db.select(AnalyticalSegment).order_by(AnalyticalSegment.name))
-    return [{"id": f"{SEGMENT_PREFIX}{segment.id}", "name": segment.name, "size": None,
-             "source": name}
+    sizes = membership.sizes()
+    return [{"id": f"{SEGMENT_PREFIX}{segment.id}", "name": segment.name,
+             "size": sizes.get(segment.id), "source": name}
             for segment in saved.scalars()]
 
 
 @hookimpl
 def clientela_segment_members(segment_id):
-    """The customer ids of one of our segments now; ``None`` for another plugin's id.
+    """The customer ids of one of our segments as last materialised (materialised first when
+    its rules never were); ``None`` for another plugin's id.
 
     An ``analytical:`` id that is not a segment of the current tenant raises ``NotFound``.
     """

@@ -13,7 +13,14 @@ from clientela.core import access
 from clientela.core.api.auth import current_principal
 from clientela.core.db import db
 from clientela.core.errors import ValidationError
-from clientela.plugins.analytical import imports, metrics, segments, services, warehouse
+from clientela.plugins.analytical import (
+    imports,
+    membership,
+    metrics,
+    segments,
+    services,
+    warehouse,
+)
 
 analytics = Blueprint("analytics", __name__, url_prefix="/analytics",
                       description="Customer analytics from the tenant's data warehouse")
@@ -311,8 +318,19 @@ class SegmentMembership(Schema):
     segment_id = fields.UUID()
     name = fields.String()
     as_of = fields.Date()
+    refreshed_at = fields.DateTime(allow_none=True, metadata={
+        "description": "when the stored membership was computed; null for an as_of query, "
+                       "which evaluates the rules"})
     count = fields.Integer()
     customer_ids = fields.List(fields.UUID())
+
+
+class SegmentRefreshResult(Schema):
+    segment_id = fields.UUID()
+    name = fields.String()
+    refreshed_at = fields.DateTime()
+    count = fields.Integer()
+    seconds = fields.Float()
 
 
 class ImportForm(Schema):
@@ -615,8 +633,16 @@ class SegmentMembers(MethodView):
     @segments_blp.arguments(AsOfQuery, location="query")
     @segments_blp.response(200, SegmentMembership)
     def get(self, args, segment_id: uuid.UUID):
-        """The ids of the customers in the segment now (or as of a day)."""
+        """The segment's members as last materialised (or its rules evaluated as of a day)."""
         return segments.members(segment_id, current_principal(), args.get("as_of"))
+
+
+@segments_blp.route("/<uuid:segment_id>/refresh")
+class SegmentRefresh(MethodView):
+    @segments_blp.response(200, SegmentRefreshResult)
+    def post(self, segment_id: uuid.UUID):
+        """Recompute and store the segment's members now (the job does it every hour)."""
+        return membership.refresh_one(segment_id, current_principal())
 
 
 @segments_blp.route("/<uuid:segment_id>/members.csv")

@@ -44,6 +44,29 @@ def refresh_command(tenant, full: bool, as_json: bool):
                f"{report.merged_customers} merged")
 
 
+@warehouse_group.command("refresh-segments")
+@click.option("--segment", "segment_id", type=click.UUID, help="only this segment")
+@click.option("--json", "as_json", is_flag=True, help="print the reports as JSON")
+@tenant_command
+def refresh_segments_command(tenant, segment_id, as_json: bool):
+    """Recompute and store the members of every saved segment (or of one)."""
+    from clientela.core.errors import NotFound
+    from clientela.plugins.analytical import membership
+
+    reports = membership.refresh(None if segment_id is None else [segment_id])
+    db.session.rollback()
+    if segment_id is not None and not reports:
+        raise NotFound("segment not found")
+    if as_json:
+        click.echo(json.dumps(reports, default=str))
+        return
+    for report in reports:
+        click.echo(f"{report['name']}: {report['count']} members "
+                   f"({report['seconds']:.2f}s)")
+    if not reports:
+        click.echo("no saved segments")
+
+
 @warehouse_group.command("status")
 @tenant_command
 def status_command(tenant):

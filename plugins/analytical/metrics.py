@@ -167,11 +167,23 @@ def customer_table(con, kind: str, as_of: dt.date | None = None, factor: float |
         where.append("customer_id = CAST($customer_id AS UUID)")
         params["customer_id"] = str(customer_id)
     base = f"SELECT * FROM ({customer_metrics_sql()}) WHERE {' AND '.join(where)}"
-    total = con.execute(f"SELECT count(*) FROM ({base})", params).fetchall()[0][0]
-    page = f" LIMIT {int(limit)} OFFSET {int(offset)}" if limit is not None else ""
-    rows = _rows(con, f"SELECT {', '.join(fields)} FROM ({base}) ORDER BY {ORDERS[kind]}{page}",
-                 params)
-    return rows, total
+    if limit is None:
+        rows = _rows(con, f"SELECT {', '.join(fields)} FROM ({base}) ORDER BY {ORDERS[kind]}"
+                          + (f" OFFSET {int(offset)}" if offset else ""), params)
+        if not offset:
+            return rows, len(rows)
+    else:
+        # the total in the same pass: the metrics query runs once, not once more to count
+        rows = _rows(con, f"SELECT {', '.join(fields)}, count(*) OVER () AS _total "
+                          f"FROM ({base}) ORDER BY {ORDERS[kind]} "
+                          f"LIMIT {int(limit)} OFFSET {int(offset)}", params)
+        if rows:
+            total = rows[0]["_total"]
+            for row in rows:
+                del row["_total"]
+            return rows, total
+    # a page past the end (or an offset without a limit): count on its own
+    return rows, con.execute(f"SELECT count(*) FROM ({base})", params).fetchall()[0][0]
 
 
 def rfm_summary(con, as_of: dt.date | None = None) -> list[dict[str, Any]]:

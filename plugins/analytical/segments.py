@@ -180,7 +180,12 @@ def _members_query(con, rules: list[dict[str, Any]], as_of: dt.date | None, colu
 
 
 def member_ids(segment_id: uuid.UUID, as_of: dt.date | None = None) -> list[uuid.UUID]:
-    """The ids of a segment's members, for system callers (a campaign's job) in the tenant."""
+    """The ids of a segment's members as last materialised (see ``membership``), or its
+    rules evaluated as of a day — for system callers (a campaign's job) in the tenant."""
+    from clientela.plugins.analytical import membership
+
+    if as_of is None:
+        return membership.member_ids(segment_id)
     segment = db.session.execute(
         db.select(AnalyticalSegment).where(AnalyticalSegment.id == segment_id)
     ).scalar_one_or_none()
@@ -191,11 +196,16 @@ def member_ids(segment_id: uuid.UUID, as_of: dt.date | None = None) -> list[uuid
 
 def members(segment_id: uuid.UUID, principal: Principal, as_of: dt.date | None = None
             ) -> dict[str, Any]:
-    """A segment's members now (or as of a date): what a campaign sends to."""
+    """A segment's members: as last materialised (what a campaign sends to, with
+    ``refreshed_at``), or evaluated from the rules as of a past or future day."""
+    from clientela.plugins.analytical import membership
+
     segment = get_segment(segment_id, principal)
+    if as_of is None:
+        return membership.members(segment)
     ids = evaluate(segment.rules, as_of)
-    return {"segment_id": segment.id, "name": segment.name,
-            "as_of": as_of or metrics.today(), "count": len(ids), "customer_ids": ids}
+    return {"segment_id": segment.id, "name": segment.name, "as_of": as_of,
+            "refreshed_at": None, "count": len(ids), "customer_ids": ids}
 
 
 EXPORT_COLUMNS = ("customer_id", "display_name", "email", "external_id", "stage", "orders",
@@ -205,12 +215,15 @@ EXPORT_COLUMNS = ("customer_id", "display_name", "email", "external_id", "stage"
 def iter_members_csv(segment_id: uuid.UUID, principal: Principal,
                      as_of: dt.date | None = None, chunk_rows: int = 5000):
     """A segment's members as CSV text chunks (header first): ids, names, e-mails and their
-    key figures — for a mailing tool outside the CRM. Needs ``customers:read`` on all
-    records as well (the file holds personal data), as the core's customer export does."""
+    key figures — for a mailing tool outside the CRM. Without ``as_of``, the materialised
+    membership with its figures as of the last refresh; with it, the rules evaluated as of
+    that day. Needs ``customers:read`` on all records as well (the file holds personal
+    data), as the core's customer export does."""
     import csv
     import io
 
     from clientela.core.errors import Forbidden
+    from clientela.plugins.analytical import membership
 
     segment = get_segment(segment_id, principal)
     if principal.scope("customers:read") != "all":
@@ -223,14 +236,19 @@ def iter_members_csv(segment_id: uuid.UUID, principal: Principal,
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(EXPORT_COLUMNS)
+        if as_of is None:
+            membership.ensure_current(segment)
         with warehouse.connect() as con:
-            sql, params = _members_query(
-                con, segment.rules, as_of,
-                "m.customer_id, m.display_name, (SELECT c.email FROM dim_customer c WHERE "
-                "c.customer_id = m.customer_id) AS email, (SELECT c.external_id FROM "
-                "dim_customer c WHERE c.customer_id = m.customer_id) AS external_id, m.stage, "
-                "m.orders, m.revenue, m.rfm_segment, m.clv, m.churn_risk")
-            cursor = con.execute(sql, params)
+            if as_of is None:
+                cursor = membership.csv_rows(con, segment)
+            else:
+                sql, params = _members_query(
+                    con, segment.rules, as_of,
+                    "m.customer_id, m.display_name, (SELECT c.email FROM dim_customer c WHERE "
+                    "c.customer_id = m.customer_id) AS email, (SELECT c.external_id FROM "
+                    "dim_customer c WHERE c.customer_id = m.customer_id) AS external_id, "
+                    "m.stage, m.orders, m.revenue, m.rfm_segment, m.clv, m.churn_risk")
+                cursor = con.execute(sql, params)
             while True:
                 rows = cursor.fetchmany(chunk_rows)
                 if not rows:

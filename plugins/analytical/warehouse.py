@@ -58,6 +58,11 @@ CREATE TABLE IF NOT EXISTS fact_transaction (
     line_id VARCHAR, order_id VARCHAR, customer_id UUID, date_key DATE, ordered_at TIMESTAMP,
     product_id VARCHAR, quantity DOUBLE, amount DECIMAL(18, 2), original_amount DECIMAL(18, 2),
     currency VARCHAR, source VARCHAR, import_id VARCHAR);
+CREATE TABLE IF NOT EXISTS segment_member (
+    segment_id UUID, customer_id UUID, refreshed_at TIMESTAMP, stage VARCHAR, orders BIGINT,
+    revenue DOUBLE, rfm_segment VARCHAR, clv DOUBLE, churn_risk VARCHAR);
+CREATE TABLE IF NOT EXISTS segment_refresh (
+    segment_id UUID, refreshed_at TIMESTAMP, as_of DATE, members BIGINT, rules VARCHAR);
 CREATE TABLE IF NOT EXISTS import_runs (
     import_id VARCHAR, kind VARCHAR, filename VARCHAR, mapping VARCHAR, started_at TIMESTAMP,
     rows_read BIGINT, matched BIGINT, rejected BIGINT);
@@ -413,13 +418,16 @@ def _apply_removals(con, report: RefreshReport) -> None:
                     [merged_id, survivor_id])
         con.execute("UPDATE dim_customer_attribute SET customer_id = ? WHERE customer_id = ?",
                     [survivor_id, merged_id])
+        # the survivor's own memberships are recomputed by the next segment refresh
+        con.execute("DELETE FROM segment_member WHERE customer_id = ?", [merged_id])
     if deleted_customers:
         import pyarrow as pa
 
         ids = pa.table({"id": pa.array(sorted(deleted_customers), pa.string())})
         con.register("gone", ids)
         try:
-            for table in ("dim_customer", "dim_customer_attribute", *_fact_tables(con)):
+            for table in ("dim_customer", "dim_customer_attribute", "segment_member",
+                          *_fact_tables(con)):
                 con.execute(f"DELETE FROM {table} WHERE customer_id IN "
                             "(SELECT CAST(id AS UUID) FROM gone)")
         finally:
@@ -554,7 +562,8 @@ def customer_data(customer_id: uuid.UUID) -> dict[str, Any] | None:
     cid = str(customer_id)
     out: dict[str, Any] = {}
     with connect() as con:
-        for table in ("dim_customer", "dim_customer_attribute", *_fact_tables(con)):
+        for table in ("dim_customer", "dim_customer_attribute", "segment_member",
+                      *_fact_tables(con)):
             cursor = con.execute(f"SELECT * FROM {table} WHERE customer_id = ?", [cid])
             names = [d[0] for d in cursor.description]
             out[table] = [dict(zip(names, row)) for row in cursor.fetchall()]
@@ -572,4 +581,8 @@ def erase_customer(customer_id: uuid.UUID) -> dict[str, int] | None:
             "external_id = NULL WHERE customer_id = ?", [cid]).fetchall()[0][0]
         attributes = con.execute("DELETE FROM dim_customer_attribute WHERE customer_id = ?",
                                  [cid]).fetchall()[0][0]
-    return {"customers_anonymised": anonymised, "attributes_deleted": attributes}
+        # an erased customer is on no list a campaign will send to
+        memberships = con.execute("DELETE FROM segment_member WHERE customer_id = ?",
+                                  [cid]).fetchall()[0][0]
+    return {"customers_anonymised": anonymised, "attributes_deleted": attributes,
+            "segment_memberships_deleted": memberships}
