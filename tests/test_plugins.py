@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from clientela.core import HOOK_API_VERSION
+
 from clientela.core.errors import PluginError
 from clientela.core.plugins import PluginRegistry
 
@@ -157,7 +159,7 @@ def test_third_party_plugin_is_discovered_listed_migrated_and_called(
                    "No module named 'clientela_no_such_dependency'"),
         ("needy", "plugin 'needy': requires 'nonexistent', which is not installed"),
         ("oldtimer", "plugin 'oldtimer': supports hook API >=0.1,<1, but this Clientela "
-                     "provides 1.1: upgrade the plugin or Clientela"),
+                     f"provides {HOOK_API_VERSION}: upgrade the plugin or Clientela"),
     ],
 )
 def test_a_broken_plugin_stops_start_up_with_one_line_naming_it(

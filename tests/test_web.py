@@ -73,7 +73,12 @@ def test_pages_need_a_session(clientela_site):
 
 
 def test_unsafe_requests_need_the_sessions_csrf_token(clientela_site):
-    client = clientela_site.client("analyst")
+    # a user of its own: the language it chooses is stored on the user
+    import uuid
+
+    email = f"locale-{uuid.uuid4().hex[:8]}@demo.example"
+    clientela_site.add_user(email, ["analyst"])
+    client = clientela_site.client(email=email)
     assert client.post("/app/locale", data={"locale": "es"}).status_code == 403
     assert client.post("/app/locale", data={"locale": "es", "csrf_token": "forged"}).status_code == 403
     answer = client.post("/app/locale", data={"locale": "es", "csrf_token": client.csrf,

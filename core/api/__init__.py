@@ -180,9 +180,17 @@ def _register_docs(app: Flask) -> None:
         return send_from_directory(os.path.abspath(swagger_ui_path), filename)
 
 
+#: where people browse: errors there are pages; other public endpoints (a web form's
+#: ``/forms/<key>``, tracking links) answer JSON unless the client asks for HTML
+_PAGES = ("/app", "/portal/", "/partner/", "/console/")
+
+
 def _web_page(status: int, exc: Exception | None = None):
     """The web UI's HTML error page for a request outside the APIs, if the UI is installed."""
     if _is_api():
+        return None
+    if not request.path.startswith(_PAGES) and request.accept_mimetypes.best_match(
+            ["application/json", "text/html"]) != "text/html":
         return None
     render = current_app.extensions.get("clientela_web_errors")
     return render(status, exc) if render is not None else None
