@@ -105,6 +105,11 @@ def create_app(profile: str | Profile | None = None, **overrides: Any) -> Flask:
     health.init_app(app)
     web.init_app(app)
     profile.init_app(app)
+    # Configure every mapper now, in the thread that builds the app. Left to the first
+    # query, configuration takes SQLAlchemy's process-wide mutex; if a job thread of the
+    # serving process holds it when gunicorn forks a worker, the worker inherits the mutex
+    # locked by a thread that does not exist there, and its first query waits forever.
+    sa.orm.configure_mappers()
     return app
 
 

@@ -40,6 +40,22 @@ def db_current():
         click.echo("pending: " + ", ".join(pending))
 
 
+def prepare_worker(app) -> None:
+    """In a freshly forked web worker: drop what it inherited from the serving command.
+
+    The command runs inside an application context; a worker that kept it would serve
+    every request in that one context (one ``g``, one database session for all requests:
+    a principal, a language or a plan left over from an earlier request), since Flask only
+    pushes a context of its own when none is active. And a web worker must not reuse the
+    pooled connections the job threads use.
+    """
+    from flask.globals import _cv_app
+
+    jobs.forget_inherited_connections(app)
+    while (ctx := _cv_app.get(None)) is not None:
+        ctx.pop()
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -71,9 +87,7 @@ def serve(host: str, port: int, workers: int, dev: bool, run_jobs: bool):
                 self.cfg.set("bind", f"{host}:{port}")
                 self.cfg.set("workers", workers)
                 self.cfg.set("accesslog", "-")
-                # a web worker must not reuse the pooled connections the job threads use
-                self.cfg.set("post_fork", lambda server, worker:
-                             jobs.forget_inherited_connections(app))
+                self.cfg.set("post_fork", lambda server, worker: prepare_worker(app))
 
             def load(self):
                 return app

@@ -186,3 +186,21 @@ def test_a_disabled_plugins_pages_disappear(backend, fresh_database_url, tmp_pat
     assert client.get("/partner/").status_code == 404
     with app.app_context():
         db.engine.dispose()
+
+
+def test_a_web_worker_leaves_the_serving_commands_application_context(app):
+    """`clientela serve` runs inside an application context; a gunicorn worker that kept it
+    would serve every request in one context (one ``g``, one session). Seen in a served
+    instance: the language of one request stuck to the next."""
+    from flask import g, has_app_context
+
+    from clientela.core.commands import prepare_worker
+
+    outer = app.app_context()
+    outer.push()
+    g.left_over = "a principal of an earlier request"
+    app.app_context().push()
+    prepare_worker(app)
+    assert not has_app_context()
+    with app.test_request_context("/app/"):
+        assert "left_over" not in g
