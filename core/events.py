@@ -57,7 +57,13 @@ class AuditIsAppendOnly(ClientelaError):
     pass
 
 
+#: the types json_safe returns as they are
+PLAIN_TYPES = frozenset((str, int, float, bool, type(None)))
+
+
 def json_safe(value: Any) -> Any:
+    if type(value) in PLAIN_TYPES:  # most values: returned as they are, with one lookup
+        return value
     if isinstance(value, (uuid.UUID, decimal.Decimal)):
         return str(value)
     if isinstance(value, (dt.datetime, dt.date)):

@@ -373,7 +373,9 @@ def clientela_validate(entity: Any, change: Any) -> dict[str, list[str]] | None:
 
     Called before commit for every inserted or updated entity, of every type.
 
-    :param entity: the entity.
+    :param entity: the entity. A bulk import passes a transient one, never added to a
+        session, whose attributes are set without SQLAlchemy's history: read what changed
+        from ``change``, not from the object's history.
     :param change: the ``EntityChange``.
     :returns: ``None`` when valid, else ``{field: [message, ...]}``; the answers of
         all plugins are merged and the transaction is refused with a 422-style

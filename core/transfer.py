@@ -832,6 +832,7 @@ class _Importer:
         self.updated_ids: dict[uuid.UUID, None] = {}
         table = Customer.__table__
         self.table = table
+        self._new_customer = sa.orm.attributes.manager_of_class(Customer).new_instance
         self.update_stmt = (
             sa.update(table)
             .where(table.c.tenant_id == sa.bindparam("k_tenant_id"),
@@ -1023,20 +1024,26 @@ class _Importer:
         return problems
 
     def _plugin_valid(self, number: int, values: dict[str, Any], old: dict | None) -> bool:
-        from clientela.core.events import EntityChange, json_safe
+        from clientela.core.events import PLAIN_TYPES, EntityChange, json_safe
 
-        entity = Customer(tenant_id=self.tenant_id,
-                          **{k: v for k, v in values.items() if k in _COLUMNS})
+        # a transient Customer for the validators' ``isinstance`` and attribute reads, its
+        # values set without the attribute events of ``Customer(**values)`` (4x the time of
+        # the rest for a million rows; nothing here is flushed, so no history is needed)
+        entity = self._new_customer()
+        entity.__dict__.update({k: values[k] for k in _COLUMNS if k in values},
+                               tenant_id=self.tenant_id)
+        # json_safe for each value, but without a call for the plain ones (most of them)
+        safe = {k: v if type(v) in PLAIN_TYPES else json_safe(v) for k, v in values.items()}
         if old is None:
-            changes = {k: [None, json_safe(v)] for k, v in values.items()
-                       if k in _MUTABLE and v not in (None, [], {})}
+            changes = {k: [None, safe[k]] for k in _MUTABLE
+                       if values.get(k) not in (None, [], {})}
         else:
-            changes = {k: [json_safe(old[k]), json_safe(values[k])] for k in _MUTABLE
+            changes = {k: [json_safe(old[k]), safe[k]] for k in _MUTABLE
                        if old[k] != values[k]}
         change = EntityChange(entity=entity, entity_type=Customer.__tablename__,
                               entity_id=values["id"], tenant_id=self.tenant_id,
                               operation="insert" if old is None else "update",
-                              changes=changes, values=json_safe(values))
+                              changes=changes, values=safe)
         problems = []
         for answer in self.validators(entity=entity, change=change):
             for field, messages in (answer or {}).items():
