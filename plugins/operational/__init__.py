@@ -115,7 +115,7 @@ def clientela_tenant_created_precommit(tenant):
     from clientela.core import tenancy
     from clientela.plugins.operational import services
 
-    # a fresh tenant's id is a ``uuid6.UUID``, which SQLite cannot bind in the tenancy
+    # a fresh tenant's id may be a ``uuid.UUID`` subclass, which SQLite cannot bind in the tenancy
     # criteria; the same id as a plain ``uuid.UUID`` can (see the report on the core)
     with tenancy.tenant_context(uuid.UUID(int=tenant.id.int)):
         services.create_pipeline({"name": "Sales", "is_default": True})

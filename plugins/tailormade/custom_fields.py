@@ -71,7 +71,7 @@ class FieldChangeRefused(Conflict):
 def plain_tenant() -> Iterator[None]:
     """Run with the current tenant id as a plain ``uuid.UUID``.
 
-    A tenant being provisioned has a ``uuid6.UUID`` id (a subclass), which SQLite cannot
+    A tenant being provisioned may have an id of a ``uuid.UUID`` subclass, which SQLite cannot
     bind in the tenancy criteria; the hooks that run while a tenant is created use this.
     """
     tenant_id = tenancy.get_tenant_id()
