@@ -50,24 +50,35 @@ def _compress(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     return [unique[:, i] for i in range(unique.shape[1])], counts.astype(float)
 
 
-def _minimise(negative_ll, start: np.ndarray, with_gradient: bool = False
+def _minimise(negative_ll, start: np.ndarray, with_gradient: bool = False, per: float = 1.0
               ) -> tuple[np.ndarray, float, bool]:
     """Minimise over log-parameters (all parameters are positive) with L-BFGS-B, tight
     tolerances; Nelder-Mead from there only when it reports no convergence.
 
     ``with_gradient``: ``negative_ll`` returns ``(value, gradient)`` (a fraction of the
-    evaluations finite differences need)."""
-    best = optimize.minimize(negative_ll, np.log(start), method="L-BFGS-B", jac=with_gradient,
+    evaluations finite differences need). ``per``: minimise the value divided by this (the
+    number of customers), so that the absolute gradient tolerance means the same for a
+    thousand customers and for a million: summed over a million, the gradient never gets
+    below it, L-BFGS-B reports no convergence and the slow Nelder-Mead runs instead.
+    """
+    if with_gradient:
+        def objective(v):
+            value, grad = negative_ll(v)
+            return value / per, grad / per
+    else:
+        def objective(v):
+            return negative_ll(v) / per
+    best = optimize.minimize(objective, np.log(start), method="L-BFGS-B", jac=with_gradient,
                              options={"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-9})
     converged = bool(best.success)
     if not converged:
-        value_only = (lambda v: negative_ll(v)[0]) if with_gradient else negative_ll
+        value_only = (lambda v: objective(v)[0]) if with_gradient else objective
         polish = optimize.minimize(value_only, best.x, method="Nelder-Mead",
                                    options={"maxiter": 20000, "xatol": 1e-10, "fatol": 1e-10})
         converged = bool(polish.success)
         if polish.fun <= best.fun:
             best = polish
-    return np.exp(best.x), float(best.fun), converged
+    return np.exp(best.x), float(best.fun) * per, converged
 
 
 # --- BG/NBD --------------------------------------------------------------------------------
@@ -237,7 +248,8 @@ def fit_bgnbd(x, t_x, T) -> BetaGeoFit:
         return -value, -grad * params  # the chain rule for log-parameters
 
     start = np.array([1.0, scale, 1.0, 1.0])
-    (r, alpha, a, b), nll, ok = _minimise(negative, start, with_gradient=True)
+    (r, alpha, a, b), nll, ok = _minimise(negative, start, with_gradient=True,
+                                          per=float(len(x)))
     return BetaGeoFit(float(r), float(alpha), float(a), float(b), -nll, len(x), ok)
 
 

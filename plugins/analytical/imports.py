@@ -353,20 +353,25 @@ def import_transactions(path: str, *, mapping: str | None = None,
             FROM raw""")
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE checked AS
-            WITH matched AS (
+            WITH by_external AS (
+                SELECT external_id, min(customer_id) AS customer_id FROM dim_customer
+                WHERE external_id IS NOT NULL GROUP BY external_id),
+            by_email AS (
+                SELECT email, min(customer_id) AS customer_id, count(*) AS customers
+                FROM dim_customer WHERE email IS NOT NULL GROUP BY email),
+            matched AS (
+                -- the customer by external id, else by e-mail: joins with the customers
+                -- grouped by key (one hash join each; correlated subqueries took longer)
                 SELECT v.*, r.rate, t.problem AS transform_problem,
-                       coalesce(
-                           (SELECT min(c.customer_id) FROM dim_customer c
-                            WHERE v.external_id IS NOT NULL AND c.external_id = v.external_id),
-                           (SELECT min(c.customer_id) FROM dim_customer c
-                            WHERE v.email IS NOT NULL AND c.email = v.email)) AS customer_id,
-                       (SELECT count(*) FROM dim_customer c
-                        WHERE v.external_id IS NULL AND v.email IS NOT NULL
-                          AND c.email = v.email) AS email_matches,
+                       coalesce(x.customer_id, e.customer_id) AS customer_id,
+                       CASE WHEN v.external_id IS NULL THEN coalesce(e.customers, 0)
+                            ELSE 0 END AS email_matches,
                        row_number() OVER (PARTITION BY v.order_id ORDER BY v.row_number)
                            AS position
                 FROM parsed v LEFT JOIN rates r USING (currency)
-                     LEFT JOIN transform_problems t USING (row_number))
+                     LEFT JOIN transform_problems t USING (row_number)
+                     LEFT JOIN by_external x ON x.external_id = v.external_id
+                     LEFT JOIN by_email e ON e.email = v.email)
             SELECT *, CASE
                 WHEN transform_problem IS NOT NULL THEN transform_problem
                 WHEN order_id IS NULL THEN 'no order id'
@@ -389,7 +394,12 @@ def import_transactions(path: str, *, mapping: str | None = None,
                 CREATE OR REPLACE TEMP TABLE good AS
                 SELECT ? || ':' || order_id || ':' || coalesce(line_no, CAST(position AS VARCHAR))
                            AS line_id, * FROM checked WHERE reason IS NULL""", [source])
-            con.execute("DELETE FROM fact_transaction WHERE line_id IN (SELECT line_id FROM good)")
+            # lines imported before (same source, order, line) are replaced; a source
+            # never imported before has none to look for
+            if con.execute("SELECT 1 FROM fact_transaction WHERE source = ? LIMIT 1",
+                           [source]).fetchall():
+                con.execute("DELETE FROM fact_transaction "
+                            "WHERE line_id IN (SELECT line_id FROM good)")
             con.execute("""
                 INSERT INTO fact_transaction
                 SELECT line_id, order_id, customer_id, CAST(ordered_at AS DATE), ordered_at,
