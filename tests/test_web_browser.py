@@ -62,7 +62,9 @@ def test_keyboard_only_login_and_tablet_layout(clientela_browser, clientela_site
     page = context.new_page()
     try:
         page.goto(site.url + "/app/login")
-        # the e-mail field has focus on arrival; Tab moves to the password, Enter submits
+        # the e-mail field has focus on arrival (autofocus: waited for, typing before it
+        # lands loses keys); Tab moves to the password, Enter submits
+        expect(page.get_by_label("E-mail")).to_be_focused()
         page.keyboard.type(site.email("analyst"))
         page.keyboard.press("Tab")
         page.keyboard.type(site.password)

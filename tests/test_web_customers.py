@@ -37,17 +37,6 @@ def read(site, fn):
         return fn()
 
 
-@pytest.fixture(autouse=True)
-def many_logins(clientela_site):
-    """These tests log in far more than 5 times a minute from one address (the default
-    login rate limit); the limit itself is tested in test_api_security."""
-    config = clientela_site.app.config
-    saved = config["LOGIN_RATE_LIMIT"]
-    config["LOGIN_RATE_LIMIT"] = "10000 per minute"
-    yield
-    config["LOGIN_RATE_LIMIT"] = saved
-
-
 @pytest.fixture(scope="module")
 def other_tenant(clientela_site):
     """A second tenant with a customer, a user and a custom role."""

@@ -12,16 +12,6 @@ from playwright.sync_api import expect
 from clientela.testing import save_screenshot
 
 
-@pytest.fixture(autouse=True)
-def many_logins(clientela_site):
-    """The shared site sees many logins from one address (default limit: 5 a minute)."""
-    config = clientela_site.app.config
-    saved = config["LOGIN_RATE_LIMIT"]
-    config["LOGIN_RATE_LIMIT"] = "10000 per minute"
-    yield
-    config["LOGIN_RATE_LIMIT"] = saved
-
-
 def test_create_a_customer_and_find_it_by_search(clientela_page, clientela_site):
     page, site = clientela_page, clientela_site
     last = "Brambilla" + uuid.uuid4().hex[:6]

@@ -71,18 +71,7 @@ def _make(site, tenant_id=None, owner_email=None):
 
 
 @pytest.fixture(scope="module")
-def login_limit(clientela_site):
-    """Many logins from one address in a minute: the site's login throttle is lifted for
-    this module (and put back after it)."""
-    config = clientela_site.app.config
-    saved = config["LOGIN_RATE_LIMIT"]
-    config["LOGIN_RATE_LIMIT"] = "1000 per minute"
-    yield
-    config["LOGIN_RATE_LIMIT"] = saved
-
-
-@pytest.fixture(scope="module")
-def clients(clientela_site, login_limit):
+def clients(clientela_site):
     """Logged-in test clients per role, made once per module."""
     made = {}
 
@@ -95,7 +84,7 @@ def clients(clientela_site, login_limit):
 
 
 @pytest.fixture(scope="module")
-def records(clientela_site, login_limit):
+def records(clientela_site):
     """Records of the admin, of the sales user, and of another tenant."""
     from clientela.core import services, tenancy
     from clientela.core.db import db

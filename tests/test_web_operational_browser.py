@@ -16,16 +16,6 @@ from playwright.sync_api import expect
 from clientela.testing import save_screenshot
 
 
-@pytest.fixture(scope="module", autouse=True)
-def login_limit(clientela_site):
-    """Each test logs in through the form: lift the login throttle for this module."""
-    config = clientela_site.app.config
-    saved = config["LOGIN_RATE_LIMIT"]
-    config["LOGIN_RATE_LIMIT"] = "1000 per minute"
-    yield
-    config["LOGIN_RATE_LIMIT"] = saved
-
-
 def _principal(email: str):
     from clientela.core import access
     from clientela.core.db import db

@@ -4,7 +4,6 @@ partner Q, another tenant, CSRF."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import decimal
 import re
@@ -92,25 +91,6 @@ def partner_client(site, email):
     page = client.get("/partner/leads").text
     client.csrf = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
     return client
-
-
-@contextlib.contextmanager
-def login_throttle_lifted(app):
-    """Tests that log in often, from one address: lift the login throttle meanwhile, then
-    forget the attempts counted (they would throttle the next tests' logins)."""
-    before = app.config["LOGIN_RATE_LIMIT"]
-    app.config["LOGIN_RATE_LIMIT"] = "10000 per minute"
-    try:
-        yield
-    finally:
-        app.config["LOGIN_RATE_LIMIT"] = before
-        app.extensions["clientela_limiter"].reset()
-
-
-@pytest.fixture(autouse=True)
-def many_logins(clientela_site):
-    with login_throttle_lifted(clientela_site.app):
-        yield
 
 
 @pytest.fixture

@@ -12,16 +12,9 @@ from playwright.sync_api import expect
 
 from clientela.testing import save_screenshot
 from test_hosted import hosted, operator_token, slug  # noqa: F401 (fixture)
-from test_web_prm import login_throttle_lifted, make_partner
+from test_web_prm import make_partner
 
 
-@pytest.fixture
-def logins(clientela_site):
-    with login_throttle_lifted(clientela_site.app):
-        yield
-
-
-@pytest.mark.usefixtures("logins")
 def test_partner_sees_only_its_leads_and_accepts_one(clientela_page, clientela_site):
     page, site = clientela_page, clientela_site
     mine = make_partner(site, "Officina Verdi")
@@ -42,7 +35,6 @@ def test_partner_sees_only_its_leads_and_accepts_one(clientela_page, clientela_s
     assert not page.clientela_console_errors
 
 
-@pytest.mark.usefixtures("logins")
 def test_staff_open_a_partner_scorecard(clientela_page, clientela_site):
     page, site = clientela_page, clientela_site
     site.login(page, "manager")
@@ -56,7 +48,6 @@ def test_staff_open_a_partner_scorecard(clientela_page, clientela_site):
     assert not page.clientela_console_errors
 
 
-@pytest.mark.usefixtures("logins")
 def test_settings_pages(clientela_page, clientela_site):
     page, site = clientela_page, clientela_site
     site.login(page, "admin")

@@ -8,8 +8,6 @@ import uuid
 
 import pytest
 
-from test_web_prm import login_throttle_lifted
-
 from clientela.core import services, tenancy
 from clientela.core.db import db
 from clientela.plugins.tailormade.models import (AutomationRule, CustomField, Webhook,
@@ -18,12 +16,6 @@ from clientela.plugins.tailormade.models import (AutomationRule, CustomField, We
 
 def _uid() -> str:
     return uuid.uuid4().hex[:8]
-
-
-@pytest.fixture(autouse=True)
-def many_logins(clientela_site):
-    with login_throttle_lifted(clientela_site.app):
-        yield
 
 
 def make_records(site, tenant_id=None) -> dict:
