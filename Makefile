@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 
 PHONY_EXTRA := chromium
-.PHONY: chromium run test test-examples install install-test install-bench docs bench clean
+.PHONY: chromium run test test-examples install install-test install-bench docs screenshots bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,10 @@ bench: install-bench
 
 docs: install
 	$(BIN)/clientela docs hooks -o docs/hooks.md
+
+# the pictures of docs/ui.md, taken by the browser tests (SQLite run)
+screenshots: install-test
+	CLIENTELA_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q -p no:xdist tests/test_web_browser.py tests/test_web_customers_browser.py tests/test_web_operational_browser.py tests/test_web_collab_browser.py tests/test_web_prm_browser.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
