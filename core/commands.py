@@ -54,6 +54,65 @@ def prepare_worker(app) -> None:
     jobs.forget_inherited_connections(app)
     while (ctx := _cv_app.get(None)) is not None:
         ctx.pop()
+        _popped_contexts.append(ctx)
+
+
+#: the application contexts ``prepare_worker`` took off, innermost first
+_popped_contexts: list = []
+
+
+def restore_worker_contexts() -> None:
+    """gunicorn's ``worker_exit``: put back the contexts ``prepare_worker`` took off.
+
+    A worker leaves by ``sys.exit`` through the frames it inherited from the command,
+    whose ``with app.app_context()`` pops its context on the way out: without it there,
+    every worker ended with a ``LookupError`` traceback and exit code 1.
+    """
+    while _popped_contexts:
+        _popped_contexts.pop().push()
+
+
+#: this worker process's share of the embedded job queue: its consumer and the lock it holds
+_worker_jobs: dict = {}
+
+
+def start_jobs_in_worker(app) -> "jobs.JobConsumer | None":
+    """gunicorn's ``post_worker_init``: the first web worker to take the lock file runs the
+    embedded queue's consumer threads; the others serve requests only.
+
+    Job threads must not run in the gunicorn master: a worker forked while one of them
+    held a lock (SQLAlchemy's, the pool's, a cache's) inherits that lock held, by a thread
+    it does not have, and hangs on its first request. A worker never forks. When the
+    worker holding the lock dies the lock is freed, and its replacement takes it.
+    """
+    import fcntl
+    import os
+
+    lock = open(os.path.join(app.config["HOME"], "jobs-consumer.lock"), "a")  # noqa: SIM115
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        return None
+    with app.app_context():
+        consumer = jobs.start_embedded_consumer(app)
+    _worker_jobs.update(lock=lock, consumer=consumer)
+    return consumer
+
+
+def stop_jobs_in_worker() -> None:
+    """gunicorn's ``worker_exit``: let running jobs finish, then free the lock."""
+    consumer = _worker_jobs.pop("consumer", None)
+    if consumer is not None:
+        consumer.stop(graceful=True)
+    lock = _worker_jobs.pop("lock", None)
+    if lock is not None:
+        lock.close()
+
+
+def worker_exit() -> None:
+    stop_jobs_in_worker()
+    restore_worker_contexts()
 
 
 @click.command("serve")
@@ -71,31 +130,36 @@ def serve(host: str, port: int, workers: int, dev: bool, run_jobs: bool):
             "the database is not current: run 'clientela db upgrade' (or 'clientela init')"
         )
     click.echo(f"Clientela on http://{host}:{port}/ (profile {app.config['PROFILE']})")
-    # one process does everything on-premise: the embedded job queue is consumed by
-    # threads of this (gunicorn master) process; a Redis queue by 'clientela worker'
-    consumer = jobs.start_embedded_consumer(app) if run_jobs else None
-    if consumer is not None:
-        click.echo(f"background jobs: {consumer.workers} thread(s) on the embedded queue")
-    try:
-        if dev:
+    # one command does everything on-premise: the embedded job queue is consumed by
+    # threads of one web worker (of this process with --dev); a Redis queue by
+    # 'clientela worker'
+    embedded = run_jobs and jobs.queue_for(app).embedded
+    if embedded:
+        click.echo("background jobs: consumed by one web worker on the embedded queue")
+    if dev:
+        consumer = jobs.start_embedded_consumer(app) if embedded else None
+        try:
             app.run(host=host, port=port, debug=True, use_reloader=False)
-            return
-        from gunicorn.app.base import BaseApplication
+        finally:
+            if consumer is not None:
+                consumer.stop(graceful=True)
+        return
+    from gunicorn.app.base import BaseApplication
 
-        class Server(BaseApplication):
-            def load_config(self):
-                self.cfg.set("bind", f"{host}:{port}")
-                self.cfg.set("workers", workers)
-                self.cfg.set("accesslog", "-")
-                self.cfg.set("post_fork", lambda server, worker: prepare_worker(app))
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("accesslog", "-")
+            self.cfg.set("post_fork", lambda server, worker: prepare_worker(app))
+            self.cfg.set("worker_exit", lambda server, worker: worker_exit())
+            if embedded:
+                self.cfg.set("post_worker_init", lambda worker: start_jobs_in_worker(app))
 
-            def load(self):
-                return app
+        def load(self):
+            return app
 
-        Server().run()
-    finally:
-        if consumer is not None:
-            consumer.stop(graceful=True)
+    Server().run()
 
 
 @click.group("plugins", invoke_without_command=True)

@@ -194,7 +194,9 @@ def test_a_web_worker_leaves_the_serving_commands_application_context(app):
     instance: the language of one request stuck to the next."""
     from flask import g, has_app_context
 
-    from clientela.core.commands import prepare_worker
+    from flask.globals import _cv_app
+
+    from clientela.core.commands import prepare_worker, restore_worker_contexts
 
     outer = app.app_context()
     outer.push()
@@ -204,3 +206,43 @@ def test_a_web_worker_leaves_the_serving_commands_application_context(app):
     assert not has_app_context()
     with app.test_request_context("/app/"):
         assert "left_over" not in g
+    # and when the worker exits, the contexts are back for the command's frames to pop
+    # (they popped nothing: a LookupError traceback and exit code 1 for every worker)
+    restore_worker_contexts()
+    _cv_app.get().pop()  # the inner one, then the outer one with its g
+    assert g.left_over == "a principal of an earlier request"
+    outer.pop()
+    assert not has_app_context()
+
+
+def test_one_web_worker_takes_the_embedded_job_queue(tmp_path):
+    """`clientela serve` runs the embedded queue's consumer threads in one gunicorn worker,
+    never in the master: a worker forked while a master's job thread held a lock (Huey's
+    storage lock, taken by every poll) hung on its first request. The lock file elects the
+    worker; a second worker does not start consumers; once freed, the next one does."""
+    import threading
+
+    from clientela.core import migrations
+    from clientela.core.app import create_app
+    from clientela.core.commands import start_jobs_in_worker, stop_jobs_in_worker
+    from clientela.core.db import db
+
+    app = create_app("onprem", DATABASE_URL=f"sqlite:///{tmp_path / 'c.db'}",
+                     HOME=str(tmp_path), SECRET_KEY="test")
+    with app.app_context():
+        migrations.upgrade(app)
+    before = {t.ident for t in threading.enumerate()}
+    first = start_jobs_in_worker(app)
+    try:
+        assert first is not None
+        assert {t.ident for t in threading.enumerate()} - before  # its threads run
+        assert start_jobs_in_worker(app) is None  # another worker: the lock is taken
+    finally:
+        stop_jobs_in_worker()
+    again = start_jobs_in_worker(app)
+    try:
+        assert again is not None
+    finally:
+        stop_jobs_in_worker()
+    with app.app_context():
+        db.engine.dispose()
