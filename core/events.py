@@ -57,21 +57,22 @@ class AuditIsAppendOnly(ClientelaError):
     pass
 
 
-#: the types json_safe returns as they are
-PLAIN_TYPES = frozenset((str, int, float, bool, type(None)))
+#: the types json_safe returns as they are (most values: no call made for them)
+_PLAIN_TYPES = frozenset((str, int, float, bool, type(None)))
 
 
 def json_safe(value: Any) -> Any:
-    if type(value) in PLAIN_TYPES:  # most values: returned as they are, with one lookup
+    if type(value) in _PLAIN_TYPES:
         return value
     if isinstance(value, (uuid.UUID, decimal.Decimal)):
         return str(value)
     if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat()
     if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return {str(k): v if type(v) in _PLAIN_TYPES else json_safe(v)
+                for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
-        return [json_safe(v) for v in value]
+        return [v if type(v) in _PLAIN_TYPES else json_safe(v) for v in value]
     return value
 
 
